@@ -1,0 +1,1 @@
+"""Nano Banana for Slack: the domain (no Bolt imports here)."""

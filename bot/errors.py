@@ -1,0 +1,106 @@
+"""The one exception hierarchy of the bot.
+
+    BananaError
+    ├── ConfigError                 missing or invalid configuration (stops the program)
+    ├── UserInputError              the request itself is wrong; nothing is spent
+    │   ├── OptionError             unknown option, bad --ar/--size/--model, empty or huge prompt
+    │   └── AttachmentError         an attached file that can't be used as a reference image
+    ├── GeminiError                 Gemini did not give us an image
+    │   ├── GeminiRefusal           a safety block or an answer without an image (never retried)
+    │   ├── GeminiModelUnavailable  404: the model ID does not exist (any more)
+    │   ├── GeminiAuthError         the API key is invalid or lacks permission
+    │   ├── GeminiBadRequest        any other 400
+    │   └── GeminiUnavailable       429/5xx/timeouts/garbage after the retry budget was spent
+    └── SlackError                  a Slack Web API call failed
+        ├── NotInChannel            not_in_channel / channel_not_found
+        ├── ChannelArchived         is_archived
+        ├── SlackAuthError          invalid_auth, token_revoked, account_inactive, …
+        └── SlackDeliveryFailed     anything else, including a file Slack never shared
+
+Every catch in the worker loop and in the Bolt error handler turns one of these into a sentence from
+``bot.messages``; nothing else decides what a user reads.
+"""
+
+from __future__ import annotations
+
+
+class BananaError(Exception):
+    """Base class for every error the bot raises on purpose."""
+
+
+class ConfigError(BananaError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class UserInputError(BananaError):
+    """The request can't be run as given. ``str(err)`` is written for the person who asked."""
+
+
+class OptionError(UserInputError):
+    pass
+
+
+class AttachmentError(UserInputError):
+    pass
+
+
+class GeminiError(BananaError):
+    pass
+
+
+class GeminiRefusal(GeminiError):
+    """Gemini answered 200 but gave no image: a safety block, a recitation stop or a text-only answer."""
+
+    def __init__(self, reason: str, *, detail: str | None = None, text: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.text = text
+
+
+class GeminiModelUnavailable(GeminiError):
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        self.model = model
+
+
+class GeminiAuthError(GeminiError):
+    pass
+
+
+class GeminiBadRequest(GeminiError):
+    pass
+
+
+class GeminiUnavailable(GeminiError):
+    """Transient trouble that outlived the retry budget (rate limits, overload, timeouts, bad bodies)."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+        self.retry_after = retry_after
+
+
+class SlackError(BananaError):
+    def __init__(self, code: str, *, method: str = "") -> None:
+        super().__init__(f"{method}: {code}" if method else code)
+        self.code = code
+        self.method = method
+
+
+class NotInChannel(SlackError):
+    pass
+
+
+class ChannelArchived(SlackError):
+    pass
+
+
+class SlackAuthError(SlackError):
+    pass
+
+
+class SlackDeliveryFailed(SlackError):
+    pass

@@ -1,0 +1,256 @@
+"""Gemini ``generateContent`` for image models: pure request building and response parsing, plus the one
+network call with its retry policy (reference/gemini-image-api.md §1-3, §5)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bot.errors import (
+    GeminiAuthError,
+    GeminiBadRequest,
+    GeminiModelUnavailable,
+    GeminiRefusal,
+    GeminiUnavailable,
+)
+from bot.images import sniff_mime
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+# --- request -------------------------------------------------------------------------------------------
+
+
+def build_request(
+    contents: list[dict[str, Any]], *, aspect_ratio: str | None, image_size: str | None
+) -> dict[str, Any]:
+    """The body for one call. One candidate only: image models reject ``candidateCount > 1``."""
+    image_config: dict[str, str] = {}
+    if aspect_ratio:
+        image_config["aspectRatio"] = aspect_ratio
+    if image_size:
+        image_config["imageSize"] = image_size
+    config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+    if image_config:
+        config["imageConfig"] = image_config
+    return {"contents": contents, "generationConfig": config}
+
+
+def image_part(data: bytes, mime_type: str, *, signature: str | None = None) -> dict[str, Any]:
+    part: dict[str, Any] = {"inlineData": {"mimeType": mime_type, "data": base64.b64encode(data).decode()}}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+# --- response ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A successful answer. ``parts`` are Gemini's parts verbatim (base64 data, real MIME types)."""
+
+    parts: list[dict[str, Any]]
+    final_index: int
+    image: bytes
+    mime_type: str
+    text: str | None
+    usage: dict[str, Any] = field(default_factory=dict)
+    model_version: str | None = None
+
+
+def parse_response(body: dict[str, Any]) -> Generated:
+    """Take the last non-thought image (earlier ones are low-resolution drafts) and keep every part.
+
+    A 200 without an image is a refusal, never an empty success.
+    """
+    candidates = body.get("candidates") or []
+    if not candidates:
+        feedback = body.get("promptFeedback") or {}
+        reason = feedback.get("blockReason")
+        if reason:
+            raise GeminiRefusal(str(reason), detail=feedback.get("blockReasonMessage"))
+        raise GeminiRefusal("EMPTY")
+    candidate = candidates[0]
+    finish = candidate.get("finishReason")  # on the candidate, not inside content
+    raw_parts = (candidate.get("content") or {}).get("parts") or []
+    if not isinstance(raw_parts, list):
+        raise GeminiUnavailable("Gemini sent a response I couldn't read")
+
+    parts: list[dict[str, Any]] = []
+    final_index: int | None = None
+    final: tuple[bytes, str] | None = None
+    for part in raw_parts:
+        part = dict(part)
+        inline = part.get("inlineData") or part.get("inline_data")
+        if isinstance(inline, dict):
+            try:
+                data = base64.b64decode(inline.get("data") or "", validate=True)
+            except ValueError as err:
+                raise GeminiUnavailable("Gemini sent an image that isn't valid base64") from err
+            real = sniff_mime(data) or str(inline.get("mimeType") or inline.get("mime_type") or "")
+            part.pop("inline_data", None)
+            part["inlineData"] = {"mimeType": real, "data": inline.get("data")}
+            if not part.get("thought") and real.startswith("image/"):
+                final_index, final = len(parts), (data, real)
+        parts.append(part)
+
+    text = "\n".join(
+        p["text"].strip()
+        for p in parts
+        if isinstance(p.get("text"), str) and not p.get("thought") and p["text"].strip()
+    )
+    if final is None or final_index is None:
+        raise GeminiRefusal(
+            str(finish or "NO_IMAGE"), detail=candidate.get("finishMessage"), text=text or None
+        )
+    return Generated(
+        parts=parts,
+        final_index=final_index,
+        image=final[0],
+        mime_type=final[1],
+        text=text or None,
+        usage=dict(body.get("usageMetadata") or {}),
+        model_version=body.get("modelVersion"),
+    )
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
+
+
+def retry_delay(body: Any) -> float | None:
+    """``RetryInfo.retryDelay`` ("53s", "0.5s") from an error body; Gemini sends no Retry-After header."""
+    try:
+        details = body["error"].get("details") or []
+    except (TypeError, KeyError, AttributeError):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _error_reason(body: Any) -> str | None:
+    try:
+        for detail in body["error"].get("details") or []:
+            if isinstance(detail, dict) and detail.get("reason"):
+                return str(detail["reason"])
+    except (TypeError, KeyError, AttributeError):
+        return None
+    return None
+
+
+def _error_message(body: Any, fallback: str) -> str:
+    try:
+        return str(body["error"]["message"])
+    except (TypeError, KeyError):
+        return fallback
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 20.0) -> float:
+    """Capped exponential backoff with jitter: attempt 0 → 0.5–1 s, 1 → 1–2 s, …, at most ``cap``."""
+    return float(min(cap, base * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+# --- client --------------------------------------------------------------------------------------------
+
+
+class GeminiClient:
+    """One blocking call with a bounded retry budget. 429s wait at least ``retryDelay``; refusals and 4xx
+    are never retried. ``cancel`` (set on shutdown) interrupts the waits between attempts."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        base_url: str,
+        api_key: str,
+        max_attempts: int = 4,
+        max_wait: float = 90.0,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._max_attempts = max_attempts
+        self._max_wait = max_wait
+        self._cancel = cancel or threading.Event()
+
+    def generate(self, model_id: str, body: dict[str, Any]) -> Generated:
+        url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
+        payload = json.dumps(body).encode()
+        last: GeminiUnavailable | None = None
+        for attempt in range(self._max_attempts):
+            if attempt:
+                assert last is not None
+                wait = max(last.retry_after or 0.0, backoff(attempt - 1))
+                if wait > self._max_wait:
+                    raise last
+                log.info(
+                    "gemini retry %d/%d for %s in %.1fs: %s",
+                    attempt,
+                    self._max_attempts - 1,
+                    model_id,
+                    wait,
+                    last,
+                )
+                if self._cancel.wait(wait):
+                    raise last
+            started = time.monotonic()
+            try:
+                response = self._http.post(
+                    url,
+                    content=payload,
+                    headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
+                )
+            except httpx.TimeoutException:
+                last = GeminiUnavailable("Gemini did not answer in time")
+                continue
+            except httpx.TransportError as err:
+                last = GeminiUnavailable(f"could not reach Gemini ({type(err).__name__})")
+                continue
+            log.info(
+                "gemini %s answered %d in %.1fs", model_id, response.status_code, time.monotonic() - started
+            )
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            if response.status_code == 200:
+                if not isinstance(data, dict):
+                    last = GeminiUnavailable("Gemini sent a response I couldn't read")
+                    continue
+                return parse_response(data)
+            if response.status_code in RETRYABLE_STATUS:
+                limited = response.status_code == 429
+                last = GeminiUnavailable(
+                    "rate limited by Gemini" if limited else f"Gemini error {response.status_code}",
+                    rate_limited=limited,
+                    retry_after=retry_delay(data) if limited else None,
+                )
+                continue
+            self._raise_for(response.status_code, data, model_id)
+        assert last is not None
+        raise last
+
+    @staticmethod
+    def _raise_for(status: int, data: Any, model_id: str) -> None:
+        message = _error_message(data, f"HTTP {status}")
+        if status == 404:
+            raise GeminiModelUnavailable(model_id)
+        if status in (401, 403) or _error_reason(data) in {"API_KEY_INVALID", "API_KEY_EXPIRED"}:
+            raise GeminiAuthError(message)
+        raise GeminiBadRequest(message)

@@ -1,0 +1,56 @@
+"""Which turns go into the next request. Pure: works on plain data, no database.
+
+A request carries the first user turn (the brief and its references), the most recent answered exchanges
+and the new instruction, so its size does not grow with the thread. Model turns are replayed with every
+non-thought part and its ``thoughtSignature`` exactly as Gemini returned them; ``thought: true`` parts are
+left out (they are drafts and reasoning, and are large).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RECENT_EXCHANGES = 2
+
+
+@dataclass(frozen=True)
+class TurnData:
+    seq: int
+    role: str
+    parts: list[dict[str, Any]]
+
+
+def select(turns: Sequence[TurnData], *, recent: int = RECENT_EXCHANGES) -> list[TurnData]:
+    """``turns`` ends with the user turn being answered. Unanswered user turns (refused or failed) are
+    dropped, except the first: the brief always stays."""
+    if not turns:
+        return []
+    *earlier, current = turns
+    exchanges: list[tuple[TurnData, TurnData]] = []
+    for i, turn in enumerate(earlier):
+        if turn.role == "user" and i + 1 < len(earlier) and earlier[i + 1].role == "model":
+            exchanges.append((turn, earlier[i + 1]))
+    first = turns[0]
+    window = exchanges[-recent:] if recent > 0 else []
+    chosen: list[TurnData] = [] if (window and window[0][0] is first) or first is current else [first]
+    for user, model in window:
+        chosen += [user, model]
+    chosen.append(current)
+    return chosen
+
+
+def merge_roles(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join neighbours of the same role (e.g. the brief followed by a later instruction)."""
+    merged: list[dict[str, Any]] = []
+    for content in contents:
+        if merged and merged[-1]["role"] == content["role"]:
+            merged[-1] = {"role": content["role"], "parts": merged[-1]["parts"] + content["parts"]}
+        else:
+            merged.append(content)
+    return merged
+
+
+def replayable(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in parts if not p.get("thought")]

@@ -1,0 +1,286 @@
+"""What one job does: thread → status → references → Gemini → upload → done.
+
+Each side effect is checkpointed on the job row (``stage``, ``status_ts``, ``result_turn_id``,
+``upload_file_id``) before the next one starts, so a job that is run again after a crash or a lapsed lease
+skips what already happened: one root message, one Gemini charge per successful answer, one image.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import messages, queue, store
+from bot.errors import AttachmentError, BananaError, NotInChannel, SlackError
+from bot.gemini import GeminiClient, build_request
+from bot.images import check_declared, extension, normalise_reference
+from bot.models import family_of
+from bot.queue import Lease
+from bot.schema import Conversation, Job, Turn
+from bot.slack import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now; stop without touching Slack or the job again."""
+
+
+@dataclass
+class Context:
+    job: Job
+    conversation: Conversation
+    turn: Turn
+    lease: Lease
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        gemini: GeminiClient,
+        slack: Callable[[str], SlackGateway],
+    ) -> None:
+        self._sessions = sessions
+        self._gemini = gemini
+        self._slack = slack
+
+    # --- entry point -----------------------------------------------------------------------------------
+
+    def run(self, lease: Lease) -> None:
+        ctx = self._load(lease)
+        slack = self._slack(ctx.job.team_id)
+        try:
+            self._ensure_thread(ctx, slack)
+            self._ensure_status(ctx, slack)
+            self._ensure_references(ctx, slack)
+            self._ensure_generated(ctx, slack)
+            self._ensure_delivered(ctx, slack)
+        except LeaseLost:
+            log.warning("job %s: lease lost, leaving it to its new owner", lease.job_id)
+            return
+        except OperationalError:
+            # The database went away: leave the lease to lapse; the job is claimed again once it is back.
+            log.exception("job %s: database error, will be retried after the lease lapses", lease.job_id)
+            return
+        except BananaError as err:
+            log.info("job %s failed: %s: %s", lease.job_id, type(err).__name__, err)
+            self._fail(ctx, slack, err)
+            return
+        except Exception as err:
+            log.exception("job %s crashed", lease.job_id)
+            self._fail(ctx, slack, err)
+            return
+        with self._sessions() as session:
+            queue.finish(session, lease, state="done")
+            session.commit()
+        if ctx.job.status_ts:
+            self._quietly(lambda: slack.delete(ctx.conversation.channel_id, str(ctx.job.status_ts)))
+        log.info("job %s done", lease.job_id)
+
+    # --- stages ----------------------------------------------------------------------------------------
+
+    def _load(self, lease: Lease) -> Context:
+        with self._sessions() as session:
+            job = session.get(Job, lease.job_id)
+            assert job is not None
+            conversation = session.get(Conversation, job.conversation_id)
+            turn = session.get(Turn, job.turn_id)
+            assert conversation is not None
+            assert turn is not None
+            session.expunge_all()
+        return Context(job=job, conversation=conversation, turn=turn, lease=lease)
+
+    def _checkpoint(self, ctx: Context, **values: Any) -> None:
+        with self._sessions() as session:
+            if not queue.set_stage(session, ctx.lease, **values):
+                raise LeaseLost()
+        for key, value in values.items():
+            setattr(ctx.job, key, value)
+
+    def _ensure_thread(self, ctx: Context, slack: SlackGateway) -> None:
+        """A slash command's conversation gets its root message (and so its thread) here."""
+        conversation = ctx.conversation
+        if conversation.thread_ts:
+            return
+        prompt = next((p["text"] for p in ctx.turn.parts if "text" in p), "")
+        summary = " · ".join(
+            x for x in (conversation.model_label, conversation.aspect_ratio, conversation.image_size) if x
+        )
+        text = messages.root_message(user_id=ctx.job.requested_by, prompt=prompt, summary=summary)
+        try:
+            ts = slack.post(conversation.channel_id, text)
+        except NotInChannel:
+            if conversation.response_url:
+                slack.respond(conversation.response_url, messages.not_in_channel(conversation.channel_id))
+            raise
+        with self._sessions() as session:
+            row = session.get(Conversation, conversation.id)
+            assert row is not None
+            row.thread_ts = ts
+            session.commit()
+        conversation.thread_ts = ts
+        self._checkpoint(ctx, stage="rooted")
+
+    def _ensure_status(self, ctx: Context, slack: SlackGateway) -> None:
+        if ctx.job.status_ts:
+            return
+        conversation = ctx.conversation
+        summary = " · ".join(
+            x for x in (conversation.model_label, conversation.aspect_ratio, conversation.image_size) if x
+        )
+        editing = ctx.turn.seq > 0
+        ts = slack.post(
+            conversation.channel_id,
+            messages.working(editing=editing, summary=summary),
+            thread_ts=conversation.thread_ts,
+        )
+        self._checkpoint(ctx, status_ts=ts)
+
+    def _ensure_references(self, ctx: Context, slack: SlackGateway) -> None:
+        pending = [p for p in ctx.turn.parts if "slackFile" in p]
+        if not pending:
+            return
+        limit = family_of(ctx.conversation.model_id).max_reference_images
+        if len(pending) > limit:
+            raise AttachmentError(
+                f"{len(pending)} images are attached but "
+                f"`{ctx.conversation.model_label}` takes at most {limit}"
+            )
+        parts: list[dict[str, Any]] = []
+        with self._sessions() as session:
+            for part in ctx.turn.parts:
+                if "slackFile" not in part:
+                    parts.append(part)
+                    continue
+                file = dict(part["slackFile"])
+                if file.get("file_access") == "check_file_info" or not file.get("url_private"):
+                    file = slack.file_info(str(file["id"]))  # Slack Connect stubs carry no URLs
+                name = str(file.get("name") or file.get("id") or "attachment")
+                check_declared(name=name, mimetype=file.get("mimetype"), size=file.get("size"))
+                url = str(file.get("url_private_download") or file.get("url_private") or "")
+                if not url:
+                    raise AttachmentError(f"Slack gave me no way to download `{name}`")
+                data, mime, info = normalise_reference(slack.download(url), name=name)
+                blob = store.save_blob(session, team_id=ctx.job.team_id, data=data, info=info)
+                parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
+            turn = session.get(Turn, ctx.turn.id)
+            assert turn is not None
+            turn.parts = parts
+            session.commit()
+        ctx.turn.parts = parts
+
+    def _ensure_generated(self, ctx: Context, slack: SlackGateway) -> None:
+        if ctx.job.result_turn_id is not None:
+            return
+        conversation = ctx.conversation
+        with self._sessions() as session:
+            contents = store.contents_for(session, conversation, up_to=ctx.turn)
+        body = build_request(
+            contents, aspect_ratio=conversation.aspect_ratio, image_size=conversation.image_size
+        )
+        started = time.monotonic()
+        generated = self._gemini.generate(conversation.model_id, body)
+        elapsed = time.monotonic() - started
+        with self._sessions() as session:
+            turn = store.save_model_turn(session, conversation, generated)
+            if not queue.set_stage(
+                session,
+                ctx.lease,
+                stage="generated",
+                result_turn_id=turn.id,
+                usage=generated.usage,
+                gemini_seconds=elapsed,
+            ):
+                session.rollback()
+                raise LeaseLost()
+        ctx.job.result_turn_id = turn.id
+        ctx.job.stage = "generated"
+
+    def _ensure_delivered(self, ctx: Context, slack: SlackGateway) -> None:
+        conversation = ctx.conversation
+        channel, thread_ts = conversation.channel_id, str(conversation.thread_ts)
+        if ctx.job.upload_file_id and slack.wait_until_shared(ctx.job.upload_file_id, channel) is not None:
+            return  # a previous run shared it and died before recording that
+        with self._sessions() as session:
+            result = session.get(Turn, ctx.job.result_turn_id)
+            assert result is not None
+            blob = store.final_image(session, result)
+            data, mime = blob.data, blob.mime_type
+            text = next(
+                (
+                    p["text"]
+                    for p in result.parts
+                    if isinstance(p.get("text"), str) and not p.get("thought") and p["text"].strip()
+                ),
+                None,
+            )
+        filename = f"banana-{ctx.job.id}.{extension(mime)}"
+        file_id, upload_url = slack.start_upload(filename=filename, length=len(data))
+        self._checkpoint(ctx, stage="uploading", upload_file_id=file_id)
+        comment = f"<@{ctx.job.requested_by}> {text.strip()}" if text else f"<@{ctx.job.requested_by}>"
+        slack.finish_upload(
+            file_id=file_id,
+            upload_url=upload_url,
+            data=data,
+            title=_title(ctx.turn),
+            channel=channel,
+            thread_ts=thread_ts,
+            comment=comment[:3000],
+        )
+        if slack.wait_until_shared(file_id, channel) is None:
+            raise SlackError("file_not_shared", method="files.completeUploadExternal")
+        self._checkpoint(ctx, stage="delivered")
+
+    # --- failures --------------------------------------------------------------------------------------
+
+    def _fail(self, ctx: Context, slack: SlackGateway, err: BaseException) -> None:
+        text = messages.for_error(err)
+        code = getattr(err, "code", None) or getattr(err, "reason", None) or type(err).__name__
+        with self._sessions() as session:
+            if not queue.finish(
+                session, ctx.lease, state="failed", error_code=str(code)[:64], error_message=str(err)[:2000]
+            ):
+                return
+            session.commit()
+        self._tell(
+            ctx,
+            slack,
+            f"<@{ctx.job.requested_by}> {text}",
+            silent_in_thread=isinstance(err, NotInChannel) and not ctx.conversation.thread_ts,
+        )
+
+    def _tell(self, ctx: Context, slack: SlackGateway, text: str, *, silent_in_thread: bool = False) -> None:
+        conversation = ctx.conversation
+        if not silent_in_thread and conversation.thread_ts:
+            try:
+                if ctx.job.status_ts:
+                    slack.update(conversation.channel_id, ctx.job.status_ts, text)
+                else:
+                    slack.post(conversation.channel_id, text, thread_ts=conversation.thread_ts)
+                return
+            except SlackError:
+                log.warning("job %s: could not post the failure in the thread", ctx.job.id, exc_info=True)
+        if conversation.response_url and not silent_in_thread:
+            slack.respond(conversation.response_url, text)
+
+    @staticmethod
+    def _quietly(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except SlackError:
+            log.info("ignored a failed clean-up call", exc_info=True)
+
+
+def _title(turn: Turn) -> str:
+    prompt = (
+        next((p["text"] for p in turn.parts if isinstance(p.get("text"), str)), "") or "Nano Banana image"
+    )
+    return prompt if len(prompt) <= 120 else prompt[:117] + "…"

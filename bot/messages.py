@@ -1,0 +1,118 @@
+"""Every sentence a user reads. Errors become text here and nowhere else."""
+
+from __future__ import annotations
+
+from bot.errors import (
+    AttachmentError,
+    BananaError,
+    ChannelArchived,
+    GeminiAuthError,
+    GeminiBadRequest,
+    GeminiModelUnavailable,
+    GeminiRefusal,
+    GeminiUnavailable,
+    NotInChannel,
+    SlackAuthError,
+    SlackError,
+    UserInputError,
+)
+from bot.models import Catalog
+
+_REFUSALS = {
+    "IMAGE_SAFETY": "Gemini blocked the image it made because it may break Google's safety rules",
+    "IMAGE_PROHIBITED_CONTENT": "Gemini won't make that image: it may show prohibited content",
+    "PROHIBITED_CONTENT": "Gemini won't make that: the request may involve prohibited content",
+    "SAFETY": "Gemini blocked this request for safety reasons",
+    "BLOCKLIST": "Gemini blocked this request because it contains blocked terms",
+    "SPII": "Gemini blocked this request because it may contain sensitive personal information",
+    "RECITATION": "Gemini stopped because the result was too close to existing copyrighted material",
+    "IMAGE_RECITATION": "Gemini stopped because the image was too close to existing copyrighted material",
+    "NO_IMAGE": "Gemini answered without making an image",
+    "IMAGE_OTHER": "Gemini couldn't make an image this time",
+    "OTHER": "Gemini stopped without giving a reason",
+    "EMPTY": "Gemini sent back an empty answer",
+    "MISSING_THOUGHT_SIGNATURE": "Gemini rejected the conversation history",
+}
+
+
+def usage(catalog: Catalog, *, default_model: str) -> str:
+    models = "\n".join(f"• {line}" for line in catalog.describe())
+    return (
+        "*Nano Banana* makes and edits images with Google's Gemini image models.\n\n"
+        "*Start:* `/banana a clean studio photo of a ceramic mug --ar 4:5`\n"
+        "I post your request in the channel and the image lands in its thread. You can also mention me "
+        "(`@banana a cozy cabin at dusk`, with images attached as references) or DM me.\n\n"
+        "*Refine:* reply in the thread — `make it matte blue`, `same but from above`. Anyone in the thread "
+        "can, and each reply edits the latest image.\n\n"
+        "*Options* (anywhere in the prompt):\n"
+        f"• `--model` — an alias or a full `gemini-…` model ID (default `{default_model}`)\n"
+        "• `--ar` — aspect ratio, e.g. `1:1`, `4:5`, `16:9`, `9:16`, `21:9`\n"
+        "• `--size` — `1K`, `2K` or `4K` where the model has it (`512` on nano-banana-2)\n\n"
+        f"*Models:*\n{models}"
+    )
+
+
+def root_message(*, user_id: str, prompt: str, summary: str) -> str:
+    return f"<@{user_id}> asked for: {prompt}\n_{summary}_ · replies in this thread refine the image"
+
+
+def queued(position: int) -> str:
+    if position <= 0:
+        return "🍌 On it — your image will appear in a thread in this channel."
+    ahead = "1 request" if position == 1 else f"{position} requests"
+    return f"🍌 Queued behind {ahead}; your image will appear in a thread in this channel."
+
+
+def working(*, editing: bool, summary: str) -> str:
+    verb = "Editing the image" if editing else "Making your image"
+    return f"🍌 {verb} with _{summary}_… this usually takes 10–40 seconds."
+
+
+def retrying(reason: str, seconds: float) -> str:
+    return f"⏳ {reason[:1].upper()}{reason[1:]}; trying again in {seconds:.0f} s…"
+
+
+def not_in_channel(channel_id: str) -> str:
+    return (
+        f"I can't post in <#{channel_id}> because I'm not a member of it. Invite me with `/invite @banana` "
+        "and run the command again — or DM me instead. Nothing was generated."
+    )
+
+
+def for_error(err: BaseException, *, model: str | None = None) -> str:
+    """The one place an exception becomes a sentence for the person who asked."""
+    if isinstance(err, AttachmentError):
+        return f"⚠️ I couldn't use an attachment: {err}. Nothing was generated."
+    if isinstance(err, UserInputError):
+        return f"⚠️ {err}"
+    if isinstance(err, GeminiRefusal):
+        why = _REFUSALS.get(err.reason, f"Gemini didn't make an image ({err.reason})")
+        extra = f"\n> {err.text[:500]}" if err.text else ""
+        return f"🚫 {why}. Try rephrasing the prompt.{extra}"
+    if isinstance(err, GeminiModelUnavailable):
+        return (
+            f"⚠️ The model `{err.model}` is not available (Gemini says it doesn't exist — it may have been "
+            "retired). Use `--model` with another model, or ask an admin to set BANANA_DEFAULT_MODEL."
+        )
+    if isinstance(err, GeminiAuthError):
+        return (
+            "⚠️ Gemini rejected the bot's API key. An admin needs to check GEMINI_API_KEY. "
+            "Nothing was charged."
+        )
+    if isinstance(err, GeminiBadRequest):
+        return f"⚠️ Gemini couldn't accept this request: {str(err)[:300]}"
+    if isinstance(err, GeminiUnavailable):
+        if err.rate_limited:
+            return "⏳ Gemini is rate limiting us right now. Please try again in a minute."
+        return f"⏳ Gemini is having trouble ({err}). Please try again in a few minutes."
+    if isinstance(err, NotInChannel):
+        return "⚠️ I'm not a member of this channel. Invite me with `/invite @banana` and try again."
+    if isinstance(err, ChannelArchived):
+        return "⚠️ This channel is archived, so I can't post the image here."
+    if isinstance(err, SlackAuthError):
+        return "⚠️ Slack rejected the bot's token. An admin needs to reinstall the app."
+    if isinstance(err, SlackError):
+        return f"⚠️ Slack wouldn't take the image ({err.code}). It is saved; please try again shortly."
+    if isinstance(err, BananaError):
+        return f"⚠️ {err}"
+    return "💥 Something went wrong on my side. The error was logged; please try again."

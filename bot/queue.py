@@ -1,0 +1,142 @@
+"""The job queue is the ``job`` table.
+
+A job is claimable when it is queued (and its ``not_before`` has passed) or running with a lapsed lease,
+and no earlier job of its conversation is unfinished: so jobs of one conversation run one at a time, in
+order, and a reply always edits the result of the reply before it. On PostgreSQL the claim locks with
+``FOR UPDATE SKIP LOCKED``, so any number of worker processes share the queue; SQLite serialises writers.
+Every write by a worker is fenced by (``lease_owner``, ``attempts``): a worker whose lease was taken over
+can no longer change the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import ColumnElement
+
+from bot.schema import Job, utcnow
+
+UNFINISHED = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: int
+    owner: str
+    attempt: int
+
+
+def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
+    """Take the oldest claimable job, or None. Commits."""
+    now = utcnow()
+    earlier = aliased(Job)
+    candidate = (
+        select(Job.id)
+        .where(
+            or_(
+                and_(Job.state == "queued", Job.not_before <= now),
+                and_(Job.state == "running", Job.lease_expires_at < now),
+            ),
+            ~exists().where(
+                earlier.conversation_id == Job.conversation_id,
+                earlier.id < Job.id,
+                earlier.state.in_(UNFINISHED),
+            ),
+        )
+        .order_by(Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Job)
+    )
+    job_id = session.scalars(candidate).first()
+    if job_id is None:
+        session.rollback()
+        return None
+    attempt = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            state="running",
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Job.attempts + 1,
+            started_at=now,
+        )
+        .returning(Job.attempts)
+    ).scalar_one()
+    session.commit()
+    return Lease(job_id=job_id, owner=owner, attempt=attempt)
+
+
+def _fenced(lease: Lease) -> ColumnElement[bool]:
+    return and_(
+        Job.id == lease.job_id,
+        Job.lease_owner == lease.owner,
+        Job.attempts == lease.attempt,
+        Job.state == "running",
+    )
+
+
+def heartbeat(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
+    """Extend the lease. False means the job is no longer ours (taken over or finished)."""
+    result = session.execute(
+        update(Job).where(_fenced(lease)).values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def finish(
+    session: Session,
+    lease: Lease,
+    *,
+    state: str,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> bool:
+    """Mark done or failed. Does not commit, so callers can finish in the same transaction as other writes."""
+    assert state in ("done", "failed")
+    result = session.execute(
+        update(Job)
+        .where(_fenced(lease))
+        .values(
+            state=state,
+            finished_at=utcnow(),
+            lease_owner=None,
+            lease_expires_at=None,
+            error_code=error_code,
+            error_message=error_message,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bool:
+    """Give the job back (shutdown, or a retry later). It keeps its place in the conversation's order."""
+    result = session.execute(
+        update(Job)
+        .where(_fenced(lease))
+        .values(
+            state="queued",
+            lease_owner=None,
+            lease_expires_at=None,
+            not_before=utcnow() + timedelta(seconds=delay_seconds),
+        )
+    )
+    session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def set_stage(session: Session, lease: Lease, **values: object) -> bool:
+    """Record a side effect (``stage`` and related columns). Commits: this is the crash checkpoint."""
+    result = session.execute(update(Job).where(_fenced(lease)).values(**values))
+    session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+def position(session: Session, job: Job) -> int:
+    """How many unfinished jobs were queued before this one (for "you are number N")."""
+    query = select(func.count()).select_from(Job).where(Job.state.in_(UNFINISHED), Job.id < job.id)
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,1 @@
+"""Loopback stand-ins for Slack and Gemini, used by the tests and by ``python app.py sandbox``."""

@@ -1,0 +1,124 @@
+"""Configuration: read once from the environment into a frozen, typed object (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_GEMINI_API_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_DATABASE_FILE = "banana.db"
+
+_WHERE = {
+    "SLACK_BOT_TOKEN": "the xoxb- token under OAuth & Permissions of your Slack app",
+    "SLACK_SIGNING_SECRET": "Basic Information → App Credentials of your Slack app (or set SLACK_APP_TOKEN "
+    "to use Socket Mode)",
+    "GEMINI_API_KEY": "https://aistudio.google.com/apikey (image models need a billed project)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str
+    gemini_api_key: str
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    gemini_api_url: str = DEFAULT_GEMINI_API_URL
+    database_url: str = f"sqlite:///{DEFAULT_DATABASE_FILE}"
+    port: int = 3000
+    default_model: str = "nano-banana-2"
+    workers: int = 4
+    job_lease_seconds: float = 60.0
+    model_aliases: Mapping[str, str] = field(default_factory=dict)
+    gemini_timeout_seconds: float = 180.0
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def __repr__(self) -> str:  # never print secrets, even by accident
+        return (
+            f"Settings(socket_mode={self.socket_mode}, slack_api_url={self.slack_api_url!r}, "
+            f"gemini_api_url={self.gemini_api_url!r}, database={_redact_url(self.database_url)!r}, "
+            f"port={self.port}, default_model={self.default_model!r}, workers={self.workers})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def _parse_aliases(raw: str) -> dict[str, str]:
+    """``BANANA_MODEL_ALIASES="nano-banana-2=gemini-3.1-flash-image,pro=gemini-3-pro-image"``."""
+    aliases: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, model_id = item.partition("=")
+        if not sep or not name.strip() or not model_id.strip():
+            raise ConfigError([f"BANANA_MODEL_ALIASES: {item!r} is not alias=model-id"])
+        aliases[name.strip().lower()] = model_id.strip()
+    return aliases
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``); list every missing value at once."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    problems: list[str] = []
+    app_token = get("SLACK_APP_TOKEN")
+    required = ["SLACK_BOT_TOKEN", "GEMINI_API_KEY"] + ([] if app_token else ["SLACK_SIGNING_SECRET"])
+    problems += [f"{name} is not set: get it from {_WHERE[name]}" for name in required if not get(name)]
+    if app_token and not app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level xapp- token with connections:write")
+
+    def number(name: str, default: float, *, minimum: float) -> float:
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a number")
+            return default
+        if value < minimum:
+            problems.append(f"{name} must be at least {minimum:g}")
+        return value
+
+    port = number("PORT", 3000, minimum=0)
+    workers = number("BANANA_WORKERS", 4, minimum=0)
+    lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
+    timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
+    aliases: dict[str, str] = {}
+    try:
+        aliases = _parse_aliases(get("BANANA_MODEL_ALIASES") or "")
+    except ConfigError as err:
+        problems += err.problems
+    if problems:
+        raise ConfigError(problems)
+
+    return Settings(
+        slack_bot_token=get("SLACK_BOT_TOKEN") or "",
+        gemini_api_key=get("GEMINI_API_KEY") or "",
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_app_token=app_token,
+        slack_api_url=get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+        gemini_api_url=(get("GEMINI_API_URL") or DEFAULT_GEMINI_API_URL).rstrip("/"),
+        database_url=get("DATABASE_URL") or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}",
+        port=int(port),
+        default_model=get("BANANA_DEFAULT_MODEL") or "nano-banana-2",
+        workers=int(workers),
+        job_lease_seconds=lease,
+        model_aliases=aliases,
+        gemini_timeout_seconds=timeout,
+    )

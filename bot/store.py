@@ -1,0 +1,236 @@
+"""The conversation store: conversations, turns, blobs and the dedupe ledger. Every function takes the
+session it works in; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import history
+from bot.gemini import Generated
+from bot.images import ImageInfo, inspect
+from bot.options import Request
+from bot.schema import Blob, Conversation, Job, SlackEvent, Turn
+
+
+def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:
+    """Record that Slack delivered something under these keys. False if any key was already recorded.
+
+    Call it in the transaction that creates the job: if that transaction never commits, the keys are not
+    recorded either, and Slack's retry is processed instead of dropped.
+    """
+    if session.scalars(select(SlackEvent.id).where(SlackEvent.dedupe_key.in_(keys))).first() is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add_all(SlackEvent(team_id=team_id, dedupe_key=key) for key in keys)
+    except IntegrityError:  # another process recorded one of them a moment ago
+        return False
+    return True
+
+
+def link_delivery(session: Session, *, keys: list[str], job: Job) -> None:
+    for row in session.scalars(select(SlackEvent).where(SlackEvent.dedupe_key.in_(keys))):
+        row.job_id = job.id
+
+
+def find_conversation(
+    session: Session, *, team_id: str, channel_id: str, thread_ts: str
+) -> Conversation | None:
+    return session.scalars(
+        select(Conversation).where(
+            Conversation.team_id == team_id,
+            Conversation.channel_id == channel_id,
+            Conversation.thread_ts == thread_ts,
+        )
+    ).first()
+
+
+def start_conversation(
+    session: Session,
+    *,
+    team_id: str,
+    channel_id: str,
+    thread_ts: str | None,
+    origin: str,
+    user_id: str,
+    request: Request,
+    response_url: str | None = None,
+) -> Conversation:
+    conversation = Conversation(
+        team_id=team_id,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        origin=origin,
+        started_by=user_id,
+        model_id=request.model.model_id,
+        model_label=request.model.label,
+        aspect_ratio=request.aspect_ratio,
+        image_size=request.image_size,
+        response_url=response_url,
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def update_options(conversation: Conversation, request: Request) -> None:
+    """A reply may switch model or options; later replies keep them."""
+    conversation.model_id = request.model.model_id
+    conversation.model_label = request.model.label
+    conversation.aspect_ratio = request.aspect_ratio
+    conversation.image_size = request.image_size
+
+
+def _next_seq(session: Session, conversation: Conversation) -> int:
+    last = session.scalars(
+        select(Turn.seq).where(Turn.conversation_id == conversation.id).order_by(Turn.seq.desc())
+    ).first()
+    return 0 if last is None else last + 1
+
+
+def add_user_turn(
+    session: Session,
+    conversation: Conversation,
+    *,
+    user_id: str,
+    text: str,
+    files: list[dict[str, Any]],
+    slack_ts: str | None,
+) -> Turn:
+    """Attachments are stored as ``slackFile`` references; the job downloads them (slow work)."""
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    parts += [{"slackFile": _file_ref(f)} for f in files]
+    turn = Turn(
+        conversation_id=conversation.id,
+        team_id=conversation.team_id,
+        seq=_next_seq(session, conversation),
+        role="user",
+        parts=parts,
+        user_id=user_id,
+        slack_ts=slack_ts,
+    )
+    session.add(turn)
+    session.flush()
+    return turn
+
+
+_FILE_FIELDS = (
+    "id",
+    "name",
+    "mimetype",
+    "filetype",
+    "size",
+    "url_private",
+    "url_private_download",
+    "file_access",
+    "is_external",
+    "mode",
+)
+
+
+def _file_ref(file: dict[str, Any]) -> dict[str, Any]:
+    return {k: file[k] for k in _FILE_FIELDS if k in file}
+
+
+def enqueue(session: Session, conversation: Conversation, turn: Turn, *, requested_by: str) -> Job:
+    job = Job(
+        team_id=conversation.team_id,
+        conversation_id=conversation.id,
+        turn_id=turn.id,
+        requested_by=requested_by,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def save_blob(session: Session, *, team_id: str, data: bytes, info: ImageInfo) -> Blob:
+    blob = Blob(
+        team_id=team_id,
+        mime_type=info.mime_type,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=info.width,
+        height=info.height,
+        size=len(data),
+        data=data,
+    )
+    session.add(blob)
+    session.flush()
+    return blob
+
+
+def load_blob(session: Session, *, team_id: str, blob_id: int) -> Blob:
+    blob = session.get(Blob, blob_id)
+    if blob is None or blob.team_id != team_id:
+        raise LookupError(f"blob {blob_id} is not in workspace {team_id}")
+    return blob
+
+
+def save_model_turn(session: Session, conversation: Conversation, generated: Generated) -> Turn:
+    """Store the answer verbatim, moving every image's bytes to a blob."""
+    parts: list[dict[str, Any]] = []
+    for part in generated.parts:
+        part = dict(part)
+        inline = part.get("inlineData")
+        if isinstance(inline, dict) and inline.get("data"):
+            data = base64.b64decode(inline["data"])
+            try:
+                info = inspect(data)
+            except Exception:
+                info = ImageInfo(str(inline.get("mimeType")), 0, 0)
+            blob = save_blob(session, team_id=conversation.team_id, data=data, info=info)
+            part["inlineData"] = {"mimeType": info.mime_type, "blobId": blob.id}
+        parts.append(part)
+    turn = Turn(
+        conversation_id=conversation.id,
+        team_id=conversation.team_id,
+        seq=_next_seq(session, conversation),
+        role="model",
+        parts=parts,
+    )
+    session.add(turn)
+    session.flush()
+    return turn
+
+
+def final_image(session: Session, turn: Turn) -> Blob:
+    """The last non-thought image of a model turn: what the user gets."""
+    for part in reversed(turn.parts):
+        inline = part.get("inlineData")
+        if isinstance(inline, dict) and not part.get("thought") and "blobId" in inline:
+            return load_blob(session, team_id=turn.team_id, blob_id=int(inline["blobId"]))
+    raise LookupError(f"turn {turn.id} has no image")
+
+
+def contents_for(session: Session, conversation: Conversation, *, up_to: Turn) -> list[dict[str, Any]]:
+    """The ``contents`` of the request that answers ``up_to``, bounded by ``bot.history``."""
+    rows = session.scalars(
+        select(Turn).where(Turn.conversation_id == conversation.id, Turn.seq <= up_to.seq).order_by(Turn.seq)
+    ).all()
+    chosen = history.select([history.TurnData(t.seq, t.role, t.parts) for t in rows])
+    contents = []
+    for turn in chosen:
+        parts = [_materialise(session, conversation.team_id, p) for p in history.replayable(turn.parts)]
+        parts = [p for p in parts if p is not None]
+        if parts:
+            contents.append({"role": turn.role, "parts": parts})
+    return history.merge_roles(contents)
+
+
+def _materialise(session: Session, team_id: str, part: dict[str, Any]) -> dict[str, Any] | None:
+    inline = part.get("inlineData")
+    if isinstance(inline, dict) and "blobId" in inline:
+        blob = load_blob(session, team_id=team_id, blob_id=int(inline["blobId"]))
+        out = dict(part)
+        # Send the type the bytes really are: a JPEG labelled PNG is rejected on the way back in.
+        out["inlineData"] = {"mimeType": blob.mime_type, "data": base64.b64encode(blob.data).decode()}
+        return out
+    if "slackFile" in part:
+        return None  # not downloaded (the job downloads before it builds the request)
+    return part

@@ -1,0 +1,129 @@
+"""The worker pool: threads that claim jobs, one heartbeat thread that keeps their leases alive, and a
+graceful stop (SIGTERM): stop claiming, let running jobs finish within a grace period, release the rest."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import queue
+from bot.jobs import JobRunner
+from bot.queue import Lease
+
+log = logging.getLogger(__name__)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        runner: JobRunner,
+        threads: int,
+        lease_seconds: float,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self._sessions = sessions
+        self._runner = runner
+        self._threads = threads
+        self._lease_seconds = lease_seconds
+        self._poll_seconds = poll_seconds
+        self._stopping = threading.Event()
+        self._halted = threading.Event()
+        self._wake = threading.Condition()
+        self._pending_wakes = 0
+        self._running: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
+    def start(self) -> None:
+        for i in range(self._threads):
+            thread = threading.Thread(
+                target=self._loop, args=(f"{self.owner_prefix}:{i}",), name=f"banana-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._workers.append(thread)
+        if self._threads:
+            threading.Thread(target=self._heartbeat, name="banana-heartbeat", daemon=True).start()
+        log.info("%d workers started (lease %.0fs)", self._threads, self._lease_seconds)
+
+    def wake(self) -> None:
+        """A job was enqueued in this process: claim it now instead of at the next poll."""
+        with self._wake:
+            self._pending_wakes += 1
+            self._wake.notify()
+
+    def _idle(self) -> None:
+        with self._wake:
+            if self._pending_wakes == 0:
+                self._wake.wait(self._poll_seconds)
+            self._pending_wakes = max(0, self._pending_wakes - 1)
+
+    def _loop(self, owner: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self._sessions() as session:
+                    lease = queue.claim(session, owner=owner, lease_seconds=self._lease_seconds)
+            except OperationalError:
+                log.warning("cannot claim jobs: database unavailable", exc_info=True)
+                self._stopping.wait(min(5.0, self._poll_seconds * 4))
+                continue
+            if lease is None:
+                self._idle()
+                continue
+            with self._lock:
+                self._running[lease.job_id] = lease
+            try:
+                log.info("job %s claimed (attempt %d)", lease.job_id, lease.attempt)
+                self._runner.run(lease)
+            except Exception:
+                log.exception("job %s: unexpected error in the worker loop", lease.job_id)
+            finally:
+                with self._lock:
+                    self._running.pop(lease.job_id, None)
+
+    def _heartbeat(self) -> None:
+        interval = max(0.5, self._lease_seconds / 3)
+        while not self._halted.wait(interval):
+            with self._lock:
+                leases = list(self._running.values())
+            for lease in leases:
+                try:
+                    with self._sessions() as session:
+                        if not queue.heartbeat(session, lease, lease_seconds=self._lease_seconds):
+                            log.warning("job %s: lease taken over", lease.job_id)
+                except OperationalError:
+                    log.warning("heartbeat failed: database unavailable")
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._running)
+
+    def stop(self, *, grace_seconds: float = 25.0) -> None:
+        """Stop claiming; wait up to ``grace_seconds`` for running jobs, then release what is left."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        deadline = time.monotonic() + grace_seconds
+        for thread in self._workers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._halted.set()
+        with self._lock:
+            leftover = list(self._running.values())
+        for lease in leftover:
+            with self._sessions() as session:
+                if queue.release(session, lease):
+                    log.warning("job %s released for another worker", lease.job_id)
+        log.info("workers stopped")

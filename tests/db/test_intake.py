@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.intake import Intake, Message, Route, parse_message, route
+from bot.models import Catalog
+from bot.schema import Conversation, Job
+
+BOT = "UBANANA"
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return {"type": "message", "user": "UALICE", "channel": "C1", "ts": "10.0", "text": "hi", **fields}
+
+
+def parsed(**fields: Any) -> Message:
+    message = parse_message(event(**fields), team_id="T1", bot_user_id=BOT)
+    assert message is not None
+    return message
+
+
+def jobs(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+def make_intake(sessions: sessionmaker[Session]) -> Intake:
+    return Intake(sessions=sessions, catalog=Catalog(), default_model="nano-banana-2")
+
+
+def test_bots_edits_and_deletions_are_not_messages() -> None:
+    assert parse_message(event(bot_id="B2"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(user=BOT), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(subtype="bot_message"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(subtype="message_changed"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(subtype="message_deleted"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(subtype="file_share", files=[{"id": "F1"}]), team_id="T1", bot_user_id=BOT)
+
+
+def test_routes() -> None:
+    assert route(parsed(text=f"<@{BOT}> a fox")) is Route.START
+    assert route(parsed(channel="D1", channel_type="im")) is Route.START
+    assert route(parsed(text="chatter")) is Route.IGNORE
+    assert route(parsed(thread_ts="5.0")) is Route.CONTINUE
+
+
+def test_team_comes_from_the_signed_envelope() -> None:
+    message = parse_message(event(team="TEVIL"), team_id="T1", bot_user_id=BOT)
+    assert message is not None and message.team_id == "T1"
+
+
+def test_mention_delivered_as_app_mention_and_message_and_retried_makes_one_job(
+    sessions: sessionmaker[Session],
+) -> None:
+    intake = make_intake(sessions)
+    message = parsed(text=f"<@{BOT}> a fox")
+    assert intake.message(message, event_id="EvMention").job_id is not None
+    assert intake.message(message, event_id="EvMessage").duplicate
+    assert intake.message(message, event_id="EvMention").duplicate
+    assert jobs(sessions) == 1
+
+
+def test_replies_continue_only_bot_threads(sessions: sessionmaker[Session]) -> None:
+    intake = make_intake(sessions)
+    intake.message(parsed(text=f"<@{BOT}> a fox --ar 16:9"), event_id="Ev1")
+    assert intake.message(parsed(ts="11.0", thread_ts="10.0", text="make it blue"), event_id="Ev2").job_id
+    assert intake.message(parsed(ts="12.0", thread_ts="99.0", text="unrelated"), event_id="Ev3").job_id is None
+    assert jobs(sessions) == 2
+    with sessions() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        assert conversation.aspect_ratio == "16:9"  # kept for the reply
+
+
+def test_bad_option_in_a_reply_gets_a_private_answer_and_no_job(sessions: sessionmaker[Session]) -> None:
+    intake = make_intake(sessions)
+    intake.message(parsed(text=f"<@{BOT}> a fox"), event_id="Ev1")
+    outcome = intake.message(parsed(ts="11.0", thread_ts="10.0", text="bigger --size 9K"), event_id="Ev2")
+    assert outcome.reply and "Sizes it has" in outcome.reply
+    assert jobs(sessions) == 1
+
+
+def test_slash_command_help_and_errors_answer_privately(sessions: sessionmaker[Session]) -> None:
+    intake = make_intake(sessions)
+    kwargs: dict[str, Any] = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "response_url": None}
+    assert "--model" in intake.command(text="help", **kwargs)
+    assert "--model" in intake.command(text="", **kwargs)
+    assert "`--nope`" in intake.command(text="x --nope", **kwargs)
+    assert jobs(sessions) == 0
+    assert "On it" in intake.command(text="a mug", **kwargs)
+    assert "Queued behind 1 request" in intake.command(text="a cup", **kwargs)
+    assert jobs(sessions) == 2

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import queue
+from bot.schema import Job, utcnow
+from tests.db.helpers import add_job, new_conversation
+
+
+def claim(sessions: sessionmaker[Session], owner: str = "w1", lease: float = 60) -> queue.Lease | None:
+    with sessions() as session:
+        return queue.claim(session, owner=owner, lease_seconds=lease)
+
+
+def finish(sessions: sessionmaker[Session], lease: queue.Lease) -> None:
+    with sessions() as session:
+        assert queue.finish(session, lease, state="done")
+        session.commit()
+
+
+def test_jobs_of_one_conversation_run_one_at_a_time_in_order(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        a = new_conversation(session, thread="1.0")
+        b = new_conversation(session, thread="2.0")
+        a1, a2, b1 = add_job(session, a), add_job(session, a), add_job(session, b)
+        ids = (a1.id, a2.id, b1.id)
+    first, second = claim(sessions), claim(sessions)
+    assert first is not None and second is not None
+    assert (first.job_id, second.job_id) == (ids[0], ids[2])  # a2 waits for a1
+    assert claim(sessions) is None
+    finish(sessions, first)
+    third = claim(sessions)
+    assert third is not None and third.job_id == ids[1]
+
+
+def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        add_job(session, new_conversation(session))
+    old = claim(sessions, owner="dead-worker")
+    assert old is not None
+    assert claim(sessions, owner="w2") is None  # lease still valid
+    with sessions.begin() as session:
+        session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    new = claim(sessions, owner="w2")
+    assert new is not None and new.job_id == old.job_id and new.attempt == 2
+    with sessions() as session:
+        assert not queue.heartbeat(session, old, lease_seconds=60)
+        assert not queue.set_stage(session, old, stage="uploading")
+        assert not queue.finish(session, old, state="done")
+        assert queue.heartbeat(session, new, lease_seconds=60)
+
+
+def test_released_job_keeps_its_place(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        first_id, _ = add_job(session, conv).id, add_job(session, conv).id
+    lease = claim(sessions)
+    assert lease is not None
+    with sessions() as session:
+        assert queue.release(session, lease)
+    again = claim(sessions)
+    assert again is not None and again.job_id == first_id
+
+
+def test_delayed_job_waits_for_not_before(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        add_job(session, new_conversation(session))
+    lease = claim(sessions)
+    assert lease is not None
+    with sessions() as session:
+        queue.release(session, lease, delay_seconds=300)
+    assert claim(sessions) is None
+
+
+def test_concurrent_claims_never_hand_out_a_job_twice(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        for n in range(10):
+            conv = new_conversation(session, thread=f"{n}.0")
+            for _ in range(3):
+                add_job(session, conv)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            lease = claim(sessions, owner=name)
+            if lease is None:
+                with sessions() as session:
+                    left = session.query(Job).filter(Job.state != "done").count()
+                if left == 0:
+                    return
+                continue
+            with lock:
+                claimed.append(lease.job_id)
+            finish(sessions, lease)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claimed) == sorted(set(claimed))
+    assert len(claimed) == 30

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import store
+from bot.schema import Turn
+from bot.gemini import Generated
+from tests.db.helpers import add_job, new_conversation
+
+
+def jpeg(color: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(out, "JPEG")
+    return out.getvalue()
+
+
+def generated(image: bytes, sig: str) -> Generated:
+    parts = [
+        {"text": "thinking", "thought": True},
+        {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(jpeg("gray")).decode()}, "thought": True},
+        {"text": "Done", "thoughtSignature": f"{sig}-text"},
+        {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(image).decode()},
+         "thoughtSignature": sig},
+    ]
+    return Generated(parts=parts, final_index=3, image=image, mime_type="image/jpeg", text="Done")
+
+
+def test_dedupe_keys_are_claimed_once(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        assert store.claim_delivery(session, team_id="T1", keys=["msg:T1:C1:1.0", "event:Ev1"])
+    with sessions.begin() as session:
+        assert not store.claim_delivery(session, team_id="T1", keys=["msg:T1:C1:1.0", "event:Ev2"])
+        assert not store.claim_delivery(session, team_id="T1", keys=["event:Ev1"])
+        assert store.claim_delivery(session, team_id="T1", keys=["msg:T1:C1:2.0"])
+
+
+def test_uncommitted_delivery_is_not_recorded(sessions: sessionmaker[Session]) -> None:
+    session = sessions()
+    assert store.claim_delivery(session, team_id="T1", keys=["event:EvLost"])
+    session.rollback()  # e.g. the process died before commit: Slack's retry must get through
+    session.close()
+    with sessions.begin() as session:
+        assert store.claim_delivery(session, team_id="T1", keys=["event:EvLost"])
+
+
+def test_replayed_history_keeps_signatures_and_drops_thoughts(sessions: sessionmaker[Session]) -> None:
+    first, second = jpeg("red"), jpeg("blue")
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        add_job(session, conv, "a mug")
+        store.save_model_turn(session, conv, generated(first, "SIG1"))
+        add_job(session, conv, "make it blue")
+        store.save_model_turn(session, conv, generated(second, "SIG2"))
+        job = add_job(session, conv, "from above")
+        current = session.get(Turn, job.turn_id)
+        assert current is not None
+        contents = store.contents_for(session, conv, up_to=current)
+    assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
+    model_parts = contents[3]["parts"]
+    assert [p.get("thoughtSignature") for p in model_parts] == ["SIG2-text", "SIG2"]
+    assert base64.b64decode(model_parts[1]["inlineData"]["data"]) == second
+    assert all(not p.get("thought") for c in contents for p in c["parts"])
+
+
+def test_blobs_are_scoped_to_their_workspace(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session, team="T1")
+        add_job(session, conv)
+        turn = store.save_model_turn(session, conv, generated(jpeg("red"), "S"))
+        blob_id = store.final_image(session, turn).id
+    with sessions() as session:
+        assert store.load_blob(session, team_id="T1", blob_id=blob_id).data
+        with pytest.raises(LookupError):
+            store.load_blob(session, team_id="T2", blob_id=blob_id)
+
+
+def test_same_thread_in_two_workspaces_are_two_conversations(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        a = new_conversation(session, team="T1", channel="C1", thread="5.0")
+        b = new_conversation(session, team="T2", channel="C1", thread="5.0")
+        assert a.id != b.id
+        found = store.find_conversation(session, team_id="T2", channel_id="C1", thread_ts="5.0")
+        assert found is not None and found.id == b.id

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import load_settings
+
+BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "GEMINI_API_KEY": "key-1", "SLACK_SIGNING_SECRET": "s3cret"}
+
+
+def test_every_missing_value_is_listed_with_where_to_get_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({})
+    text = " ".join(info.value.problems)
+    for name in ("SLACK_BOT_TOKEN", "GEMINI_API_KEY", "SLACK_SIGNING_SECRET"):
+        assert name in text
+    assert "aistudio.google.com" in text
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "GEMINI_API_KEY": "k", "SLACK_APP_TOKEN": "xapp-1"})
+    assert settings.socket_mode
+
+
+def test_defaults_follow_the_contract() -> None:
+    settings = load_settings(BASE)
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.gemini_api_url == "https://generativelanguage.googleapis.com"
+    assert settings.port == 3000
+    assert settings.default_model == "nano-banana-2"
+    assert 4 <= settings.workers <= 8
+    assert settings.job_lease_seconds == 60
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("banana.db")
+
+
+def test_bad_numbers_and_aliases_are_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "PORT": "http", "BANANA_MODEL_ALIASES": "nonsense"})
+    assert len(info.value.problems) == 2
+
+
+def test_repr_hides_secrets() -> None:
+    settings = load_settings({**BASE, "DATABASE_URL": "postgresql://u:pw@db/x"})
+    assert "xoxb-1" not in repr(settings) and "key-1" not in repr(settings) and "pw" not in repr(settings)
