@@ -209,17 +209,34 @@ def final_image(session: Session, turn: Turn) -> Blob:
 
 
 def contents_for(session: Session, conversation: Conversation, *, up_to: Turn) -> list[dict[str, Any]]:
-    """The ``contents`` of the request that answers ``up_to``, bounded by ``bot.history``."""
-    rows = session.scalars(
-        select(Turn).where(Turn.conversation_id == conversation.id, Turn.seq <= up_to.seq).order_by(Turn.seq)
+    """The ``contents`` of the request that answers ``up_to``, bounded by ``bot.history``.
+
+    Each user turn is followed by the model turn its job produced. Ordering by ``seq`` alone would be
+    wrong: two quick replies are both stored before the first one's answer exists.
+    """
+    users = session.scalars(
+        select(Turn)
+        .where(Turn.conversation_id == conversation.id, Turn.role == "user", Turn.seq <= up_to.seq)
+        .order_by(Turn.seq)
     ).all()
-    chosen = history.select([history.TurnData(t.seq, t.role, t.parts) for t in rows])
+    answers = session.execute(
+        select(Job.turn_id, Turn)
+        .join(Turn, Turn.id == Job.result_turn_id)
+        .where(Job.conversation_id == conversation.id)
+    ).tuples()
+    answered = {turn_id: turn for turn_id, turn in answers}
+    ordered: list[Turn] = []
+    for turn in users:
+        ordered.append(turn)
+        if turn.id != up_to.id and turn.id in answered:
+            ordered.append(answered[turn.id])
+    chosen = history.select([history.TurnData(t.seq, t.role, t.parts) for t in ordered])
     contents = []
-    for turn in chosen:
-        parts = [_materialise(session, conversation.team_id, p) for p in history.replayable(turn.parts)]
-        parts = [p for p in parts if p is not None]
-        if parts:
-            contents.append({"role": turn.role, "parts": parts})
+    for data in chosen:
+        parts = [_materialise(session, conversation.team_id, p) for p in history.replayable(data.parts)]
+        kept = [p for p in parts if p is not None]
+        if kept:
+            contents.append({"role": data.role, "parts": kept})
     return history.merge_roles(contents)
 
 

@@ -8,8 +8,8 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import store
-from bot.schema import Turn
 from bot.gemini import Generated
+from bot.schema import Conversation, Job, Turn
 from tests.db.helpers import add_job, new_conversation
 
 
@@ -22,12 +22,36 @@ def jpeg(color: str) -> bytes:
 def generated(image: bytes, sig: str) -> Generated:
     parts = [
         {"text": "thinking", "thought": True},
-        {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(jpeg("gray")).decode()}, "thought": True},
+        {
+            "inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(jpeg("gray")).decode()},
+            "thought": True,
+        },
         {"text": "Done", "thoughtSignature": f"{sig}-text"},
-        {"inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(image).decode()},
-         "thoughtSignature": sig},
+        {
+            "inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(image).decode()},
+            "thoughtSignature": sig,
+        },
     ]
     return Generated(parts=parts, final_index=3, image=image, mime_type="image/jpeg", text="Done")
+
+
+def answer(session: Session, conv: Conversation, job: Job, result: Generated) -> None:
+    job.result_turn_id = store.save_model_turn(session, conv, result).id
+
+
+def test_quick_replies_each_see_the_answer_to_the_one_before(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        answer(session, conv, add_job(session, conv, "a mug"), generated(jpeg("red"), "SIG1"))
+        reply1 = add_job(session, conv, "make it blue")
+        reply2 = add_job(session, conv, "from above")  # stored before reply1 is answered
+        answer(session, conv, reply1, generated(jpeg("blue"), "SIG2"))
+        turn = session.get(Turn, reply2.turn_id)
+        assert turn is not None
+        contents = store.contents_for(session, conv, up_to=turn)
+    assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
+    assert contents[3]["parts"][-1]["thoughtSignature"] == "SIG2"
+    assert contents[4]["parts"] == [{"text": "from above"}]
 
 
 def test_dedupe_keys_are_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -52,10 +76,8 @@ def test_replayed_history_keeps_signatures_and_drops_thoughts(sessions: sessionm
     first, second = jpeg("red"), jpeg("blue")
     with sessions.begin() as session:
         conv = new_conversation(session)
-        add_job(session, conv, "a mug")
-        store.save_model_turn(session, conv, generated(first, "SIG1"))
-        add_job(session, conv, "make it blue")
-        store.save_model_turn(session, conv, generated(second, "SIG2"))
+        answer(session, conv, add_job(session, conv, "a mug"), generated(first, "SIG1"))
+        answer(session, conv, add_job(session, conv, "make it blue"), generated(second, "SIG2"))
         job = add_job(session, conv, "from above")
         current = session.get(Turn, job.turn_id)
         assert current is not None
