@@ -27,7 +27,9 @@ def free_port() -> int:
 class AppProcess:
     """``python app.py <command>`` with exactly the given environment (plus PATH); logs go to a file."""
 
-    def __init__(self, env: Mapping[str, str], *, command: str = "serve", log_path: Path | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *, command: str = "serve", log_path: Path | None = None
+    ) -> None:
         self.env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **env}
         self.command = command
         self.port = int(self.env.get("PORT", "0") or 0)

@@ -10,11 +10,24 @@ from bot.schema import Conversation, Job
 CATALOG = Catalog()
 
 
-def new_conversation(session: Session, *, team: str = "T1", channel: str = "C1", thread: str | None = "1.0",
-                     prompt: str = "a mug --ar 4:5") -> Conversation:
+def new_conversation(
+    session: Session,
+    *,
+    team: str = "T1",
+    channel: str = "C1",
+    thread: str | None = "1.0",
+    prompt: str = "a mug --ar 4:5",
+) -> Conversation:
     request = parse_request(prompt, catalog=CATALOG, default_model="nano-banana-2")
-    return store.start_conversation(session, team_id=team, channel_id=channel, thread_ts=thread,
-                                    origin="mention", user_id="U1", request=request)
+    return store.start_conversation(
+        session,
+        team_id=team,
+        channel_id=channel,
+        thread_ts=thread,
+        origin="mention",
+        user_id="U1",
+        request=request,
+    )
 
 
 def add_job(session: Session, conversation: Conversation, text: str = "make it blue") -> Job:

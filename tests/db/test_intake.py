@@ -67,7 +67,9 @@ def test_replies_continue_only_bot_threads(sessions: sessionmaker[Session]) -> N
     intake = make_intake(sessions)
     intake.message(parsed(text=f"<@{BOT}> a fox --ar 16:9"), event_id="Ev1")
     assert intake.message(parsed(ts="11.0", thread_ts="10.0", text="make it blue"), event_id="Ev2").job_id
-    assert intake.message(parsed(ts="12.0", thread_ts="99.0", text="unrelated"), event_id="Ev3").job_id is None
+    assert (
+        intake.message(parsed(ts="12.0", thread_ts="99.0", text="unrelated"), event_id="Ev3").job_id is None
+    )
     assert jobs(sessions) == 2
     with sessions() as session:
         conversation = session.scalars(select(Conversation)).one()

@@ -37,7 +37,9 @@ def test_jobs_of_one_conversation_run_one_at_a_time_in_order(sessions: sessionma
     assert third is not None and third.job_id == ids[1]
 
 
-def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(sessions: sessionmaker[Session]) -> None:
+def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(
+    sessions: sessionmaker[Session],
+) -> None:
     with sessions.begin() as session:
         add_job(session, new_conversation(session))
     old = claim(sessions, owner="dead-worker")

@@ -27,21 +27,31 @@ def test_request_has_image_config_and_one_candidate() -> None:
     config = body["generationConfig"]
     assert config["imageConfig"] == {"aspectRatio": "4:5", "imageSize": "2K"}
     assert "candidateCount" not in config
-    assert build_request([], aspect_ratio=None, image_size=None)["generationConfig"].get("imageConfig") is None
+    assert (
+        build_request([], aspect_ratio=None, image_size=None)["generationConfig"].get("imageConfig") is None
+    )
 
 
 def test_last_non_thought_image_wins_and_parts_are_kept_verbatim() -> None:
     draft, final = image_bytes("JPEG", (4, 4)), image_bytes("JPEG", (16, 16))
     body = {
-        "candidates": [{
-            "content": {"role": "model", "parts": [
-                {"text": "planning", "thought": True},
-                {"inlineData": {"mimeType": "image/jpeg", "data": b64(draft)}, "thought": True},
-                {"text": "Here it is", "thoughtSignature": "SIG-A"},
-                {"inlineData": {"mimeType": "image/png", "data": b64(final)}, "thoughtSignature": "SIG-B"},
-            ]},
-            "finishReason": "STOP",
-        }],
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": "planning", "thought": True},
+                        {"inlineData": {"mimeType": "image/jpeg", "data": b64(draft)}, "thought": True},
+                        {"text": "Here it is", "thoughtSignature": "SIG-A"},
+                        {
+                            "inlineData": {"mimeType": "image/png", "data": b64(final)},
+                            "thoughtSignature": "SIG-B",
+                        },
+                    ],
+                },
+                "finishReason": "STOP",
+            }
+        ],
         "usageMetadata": {"totalTokenCount": 10},
     }
     result = parse_response(body)
@@ -71,18 +81,34 @@ def test_prompt_block_and_empty_and_text_only() -> None:
         parse_response({"candidates": []})
     assert empty.value.reason == "EMPTY"
     with pytest.raises(GeminiRefusal) as text_only:
-        parse_response({"candidates": [{"content": {"parts": [{"text": "I can't"}]}, "finishReason": "STOP"}]})
+        parse_response(
+            {"candidates": [{"content": {"parts": [{"text": "I can't"}]}, "finishReason": "STOP"}]}
+        )
     assert text_only.value.reason == "STOP"
     assert text_only.value.text == "I can't"
 
 
 def test_retry_delay_comes_from_retry_info() -> None:
-    body = {"error": {"code": 429, "details": [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "53s"},
-    ]}}
+    body = {
+        "error": {
+            "code": 429,
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "53s"},
+            ],
+        }
+    }
     assert retry_delay(body) == 53.0
-    assert retry_delay({"error": {"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.5s"}]}}) == 0.5
+    assert (
+        retry_delay(
+            {
+                "error": {
+                    "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.5s"}]
+                }
+            }
+        )
+        == 0.5
+    )
     assert retry_delay({"error": {}}) is None
     assert retry_delay("garbage") is None
 

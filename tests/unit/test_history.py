@@ -35,13 +35,17 @@ def test_unanswered_turns_are_dropped_but_the_brief_stays() -> None:
 
 
 def test_neighbours_of_one_role_are_merged_and_thoughts_dropped() -> None:
-    merged = merge_roles([
-        {"role": "user", "parts": [{"text": "a"}]},
-        {"role": "user", "parts": [{"text": "b"}]},
+    merged = merge_roles(
+        [
+            {"role": "user", "parts": [{"text": "a"}]},
+            {"role": "user", "parts": [{"text": "b"}]},
+            {"role": "model", "parts": [{"text": "c"}]},
+        ]
+    )
+    assert merged == [
+        {"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
         {"role": "model", "parts": [{"text": "c"}]},
-    ])
-    assert merged == [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
-                      {"role": "model", "parts": [{"text": "c"}]}]
+    ]
     assert replayable([{"text": "t", "thought": True}, {"text": "x", "thoughtSignature": "s"}]) == [
         {"text": "x", "thoughtSignature": "s"}
     ]

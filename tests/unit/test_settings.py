@@ -18,7 +18,9 @@ def test_every_missing_value_is_listed_with_where_to_get_it() -> None:
 
 
 def test_socket_mode_needs_no_signing_secret() -> None:
-    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "GEMINI_API_KEY": "k", "SLACK_APP_TOKEN": "xapp-1"})
+    settings = load_settings(
+        {"SLACK_BOT_TOKEN": "xoxb-1", "GEMINI_API_KEY": "k", "SLACK_APP_TOKEN": "xapp-1"}
+    )
     assert settings.socket_mode
 
 
