@@ -36,7 +36,6 @@ from handlers import register_all
 from handlers.web import wsgi_app
 
 log = logging.getLogger("banana")
-GRACE_SECONDS = 25.0
 
 
 @dataclass
@@ -121,7 +120,7 @@ def serve(settings: Settings) -> None:
         handler.connect()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
         _wait_for_signal()
-        runtime.pool.stop(grace_seconds=GRACE_SECONDS)
+        runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
         handler.close()  # type: ignore[no-untyped-call]
         return
 
@@ -137,7 +136,7 @@ def serve(settings: Settings) -> None:
     threading.Thread(target=server.run, name="http", daemon=True).start()
     log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", settings.port)
     _wait_for_signal()
-    runtime.pool.stop(grace_seconds=GRACE_SECONDS)
+    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
     server.close()
 
 
@@ -145,7 +144,7 @@ def work(settings: Settings) -> None:
     runtime = build_runtime(settings, workers=max(1, settings.workers))
     runtime.pool.start()
     _wait_for_signal()
-    runtime.pool.stop(grace_seconds=GRACE_SECONDS)
+    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
 
 
 def configure_logging() -> None:

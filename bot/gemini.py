@@ -10,6 +10,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +190,10 @@ class GeminiClient:
         self._max_wait = max_wait
         self._cancel = cancel or threading.Event()
 
-    def generate(self, model_id: str, body: dict[str, Any]) -> Generated:
+    def generate(
+        self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
+    ) -> Generated:
+        """``on_retry(reason, seconds)`` is called before each wait, so the thread can show progress."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
         payload = json.dumps(body).encode()
         last: GeminiUnavailable | None = None
@@ -207,6 +211,8 @@ class GeminiClient:
                     wait,
                     last,
                 )
+                if on_retry is not None:
+                    on_retry(str(last), wait)
                 if self._cancel.wait(wait):
                     raise last
             started = time.monotonic()

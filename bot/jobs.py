@@ -168,7 +168,8 @@ class JobRunner:
                 url = str(file.get("url_private_download") or file.get("url_private") or "")
                 if not url:
                     raise AttachmentError(f"Slack gave me no way to download `{name}`")
-                data, mime, info = normalise_reference(slack.download(url), name=name)
+                external = bool(file.get("is_external")) or file.get("mode") == "external"
+                data, mime, info = normalise_reference(slack.download(url, external=external), name=name)
                 blob = store.save_blob(session, team_id=ctx.job.team_id, data=data, info=info)
                 parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
             turn = session.get(Turn, ctx.turn.id)
@@ -187,7 +188,16 @@ class JobRunner:
             contents, aspect_ratio=conversation.aspect_ratio, image_size=conversation.image_size
         )
         started = time.monotonic()
-        generated = self._gemini.generate(conversation.model_id, body)
+
+        def show_retry(reason: str, seconds: float) -> None:
+            if ctx.job.status_ts:
+                self._quietly(
+                    lambda: slack.update(
+                        conversation.channel_id, str(ctx.job.status_ts), messages.retrying(reason, seconds)
+                    )
+                )
+
+        generated = self._gemini.generate(conversation.model_id, body, on_retry=show_retry)
         elapsed = time.monotonic() - started
         with self._sessions() as session:
             turn = store.save_model_turn(session, conversation, generated)

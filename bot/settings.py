@@ -36,6 +36,7 @@ class Settings:
     job_lease_seconds: float = 60.0
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     gemini_timeout_seconds: float = 180.0
+    shutdown_grace_seconds: float = 25.0
 
     @property
     def socket_mode(self) -> bool:
@@ -99,6 +100,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     workers = number("BANANA_WORKERS", 4, minimum=0)
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
+    grace = number("BANANA_SHUTDOWN_GRACE_SECONDS", 25, minimum=0)
     aliases: dict[str, str] = {}
     try:
         aliases = _parse_aliases(get("BANANA_MODEL_ALIASES") or "")
@@ -121,4 +123,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_lease_seconds=lease,
         model_aliases=aliases,
         gemini_timeout_seconds=timeout,
+        shutdown_grace_seconds=grace,
     )

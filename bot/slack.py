@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -196,13 +196,11 @@ class SlackGateway:
             response = self.client.files_info(file=file_id)
         return dict(response["file"])
 
-    def download(
-        self, url: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES, on_chunk: Callable[[int], None] | None = None
-    ) -> bytes:
+    def download(self, url: str, *, external: bool = False, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Fetch a user's file. The bot token goes only to Slack's file host (or the overridden API host),
-        never to another host, and never across a redirect to one."""
+        never to another host, never across a redirect to one, and never for external (remote) files."""
         for _ in range(4):
-            allowed = _origin(url) in self._token_origins
+            allowed = not external and _origin(url) in self._token_origins
             headers = {"authorization": f"Bearer {self.client.token}"} if allowed else {}
             with self._http.stream(
                 "GET", url, headers=headers, follow_redirects=False, timeout=30
@@ -222,7 +220,5 @@ class SlackGateway:
                     if total > max_bytes:
                         raise AttachmentError(f"it is larger than {max_bytes // 1_048_576} MB")
                     chunks.append(chunk)
-                    if on_chunk:
-                        on_chunk(total)
                 return b"".join(chunks)
         raise AttachmentError("Slack redirected the download too many times")

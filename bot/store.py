@@ -223,7 +223,7 @@ def contents_for(session: Session, conversation: Conversation, *, up_to: Turn) -
         select(Job.turn_id, Turn)
         .join(Turn, Turn.id == Job.result_turn_id)
         .where(Job.conversation_id == conversation.id)
-    ).tuples()
+    ).all()
     answered = {turn_id: turn for turn_id, turn in answers}
     ordered: list[Turn] = []
     for turn in users:

@@ -1,0 +1,125 @@
+"""``python app.py sandbox``: the whole bot, offline, against the loopback stand-ins.
+
+Starts a fake Slack and a fake Gemini, runs the real app (``python app.py serve``) as a child process in
+HTTP mode with signed requests, and plays a short session: a slash command, two thread replies and a
+mention with a reference image. The images and a transcript are written to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from bot.images import extension, sniff_mime
+from bot.sandbox.fake_gemini import FakeGemini
+from bot.sandbox.fake_slack import FakeSlack, Upload
+from bot.sandbox.process import AppProcess, free_port
+
+CHANNEL = "C0GENERAL"
+
+
+def sandbox_env(slack: FakeSlack, gemini: FakeGemini, *, database_url: str, port: int) -> dict[str, str]:
+    """The app's whole configuration when it talks to the stand-ins."""
+    return {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        "SLACK_API_URL": slack.api_url,
+        "GEMINI_API_KEY": gemini.api_key,
+        "GEMINI_API_URL": gemini.url,
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "BANANA_WORKERS": "4",
+    }
+
+
+def reference_png() -> bytes:
+    img = Image.new("RGB", (640, 480), (250, 204, 21))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((170, 90, 470, 390), fill=(120, 53, 15))
+    draw.text((255, 225), "ACME LOGO", fill="white")
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def run_sandbox(out_dir: str = "sandbox-output") -> int:
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*"):
+        if old.is_file():
+            old.unlink()
+    started = time.monotonic()
+    with FakeSlack() as slack, FakeGemini(latency_s=0.4) as gemini:
+        port = free_port()
+        slack.request_url = f"http://127.0.0.1:{port}/slack/events"
+        env = sandbox_env(slack, gemini, database_url=f"sqlite:///{out / 'banana.db'}", port=port)
+        app = AppProcess(env, log_path=out / "app.log").start()
+        try:
+            app.wait_healthy()
+            print(f"app is up on {app.url} (Slack stand-in {slack.base_url}, Gemini stand-in {gemini.url})")
+
+            ack = slack.send_command("a clean studio product photo of a ceramic coffee mug --ar 4:5")
+            print(f"/banana acknowledged in {ack.elapsed_s * 1000:.0f} ms: {ack.body[:80]}")
+            first = slack.wait_for_uploads(1, timeout=60)[-1]
+            root_ts = str(first.thread_ts)
+            print(f"1. image in the thread of {root_ts}: {first.filename}")
+
+            slack.post_user_message(
+                channel=CHANNEL, text="make it matte blue", user="UBOB", thread_ts=root_ts
+            )
+            print(f"2. reply edited it: {slack.wait_for_uploads(2, timeout=60)[-1].filename}")
+            slack.post_user_message(
+                channel=CHANNEL, text="same but from above", user="UALICE", thread_ts=root_ts
+            )
+            print(f"3. reply edited it again: {slack.wait_for_uploads(3, timeout=60)[-1].filename}")
+
+            logo = slack.host_file(reference_png(), name="logo.png", mimetype="image/png", user="UCAROL")
+            slack.post_user_message(
+                channel=CHANNEL,
+                user="UCAROL",
+                files=[logo],
+                text=f"<@{slack.bot_user_id}> put this logo on a canvas tote bag --ar 1:1",
+            )
+            print(f"4. mention with a reference image: {slack.wait_for_uploads(4, timeout=60)[-1].filename}")
+            uploads = slack.wait_for_uploads(4)
+        except Exception as err:
+            print(f"sandbox failed: {err}\nthe app's log is in {out / 'app.log'}", file=sys.stderr)
+            return 1
+        finally:
+            app.terminate()
+
+        paths = [_write_image(out, n, upload) for n, upload in enumerate(uploads, start=1)]
+        transcript = out / "transcript.md"
+        transcript.write_text(_transcript(slack, gemini))
+    print(f"\nDone in {time.monotonic() - started:.1f}s. Wrote:")
+    for path in [*paths, transcript, out / "app.log"]:
+        print(f"  {path}")
+    return 0
+
+
+def _write_image(out: Path, n: int, upload: Upload) -> Path:
+    path = out / f"{n:02d}-{upload.file_id}.{extension(sniff_mime(upload.data) or '')}"
+    path.write_bytes(upload.data)
+    return path
+
+
+def _transcript(slack: FakeSlack, gemini: FakeGemini) -> str:
+    lines = ["# Nano Banana sandbox transcript", ""]
+    for message in slack.messages:
+        who = "banana (bot)" if message.get("bot_id") else f"<@{message.get('user')}>"
+        where = f"thread {message['thread_ts']}" if message.get("thread_ts") else "channel"
+        files = ", ".join(f.get("name", f.get("id", "")) for f in message.get("files") or [])
+        text = str(message.get("text") or "").replace("\n", " ")
+        lines.append(
+            f"- `{message.get('ts')}` [{where}] **{who}**: {text}" + (f" 📎 {files}" if files else "")
+        )
+    lines += ["", "## Gemini requests", ""]
+    for n, call in enumerate(gemini.requests, start=1):
+        roles = [c.get("role") for c in call.body.get("contents", [])]
+        config = call.body.get("generationConfig", {}).get("imageConfig", {})
+        lines.append(f"{n}. `{call.model}` contents roles {roles}, imageConfig {config}")
+    return "\n".join(lines) + "\n"

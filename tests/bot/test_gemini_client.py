@@ -1,0 +1,172 @@
+"""The Gemini client against the loopback stand-in: retries, budgets and errors (no real waiting)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.errors import (
+    GeminiAuthError,
+    GeminiBadRequest,
+    GeminiModelUnavailable,
+    GeminiRefusal,
+    GeminiUnavailable,
+)
+from bot.gemini import GeminiClient, build_request
+from bot.sandbox.fake_gemini import FakeGemini, Fault
+
+BODY = build_request(
+    [{"role": "user", "parts": [{"text": "a red fox"}]}], aspect_ratio="1:1", image_size=None
+)
+MODEL = "gemini-3.1-flash-image"
+
+
+class RecordingCancel(threading.Event):
+    """Stands in for the shutdown event: records each wait instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0))
+        return False
+
+
+@pytest.fixture
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini() as fake:
+        yield fake
+
+
+def client(
+    fake: FakeGemini,
+    cancel: threading.Event,
+    *,
+    timeout: float = 10.0,
+    key: str | None = None,
+    max_attempts: int = 4,
+) -> GeminiClient:
+    http = httpx.Client(timeout=timeout)
+    return GeminiClient(
+        http, base_url=fake.url, api_key=key or fake.api_key, cancel=cancel, max_attempts=max_attempts
+    )
+
+
+def test_success_returns_the_final_image(gemini: FakeGemini) -> None:
+    result = client(gemini, RecordingCancel()).generate(MODEL, BODY)
+    assert result.mime_type == "image/jpeg"
+    assert result.usage["totalTokenCount"] > 0
+    assert sum(1 for p in result.parts if p.get("thoughtSignature")) == 2
+
+
+def test_429_waits_at_least_retry_delay_then_succeeds(gemini: FakeGemini) -> None:
+    gemini.script(Fault.rate_limited(retry_delay_s=7), Fault.rate_limited(retry_delay_s=3))
+    cancel = RecordingCancel()
+    seen: list[tuple[str, float]] = []
+    client(gemini, cancel).generate(MODEL, BODY, on_retry=lambda reason, s: seen.append((reason, s)))
+    assert len(gemini.requests) == 3
+    assert cancel.waits[0] >= 7 and cancel.waits[1] >= 3
+    assert seen[0][0] == "rate limited by Gemini"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.internal(), Fault.overloaded(), Fault.deadline(), Fault.reset(), Fault.malformed_json()],
+    ids=["500", "503", "504", "reset", "malformed"],
+)
+def test_transient_errors_are_retried_with_backoff(gemini: FakeGemini, fault: Fault) -> None:
+    gemini.script(fault)
+    cancel = RecordingCancel()
+    assert client(gemini, cancel).generate(MODEL, BODY).image
+    assert len(gemini.requests) == 2
+    assert 0.5 <= cancel.waits[0] <= 1.0
+
+
+def test_retry_budget_is_bounded(gemini: FakeGemini) -> None:
+    gemini.script(*[Fault.overloaded() for _ in range(10)])
+    cancel = RecordingCancel()
+    with pytest.raises(GeminiUnavailable) as info:
+        client(gemini, cancel, max_attempts=4).generate(MODEL, BODY)
+    assert not info.value.rate_limited
+    assert len(gemini.requests) == 4
+    assert len(cancel.waits) == 3
+
+
+def test_a_retry_delay_beyond_the_budget_gives_up_without_waiting(gemini: FakeGemini) -> None:
+    gemini.script(Fault.rate_limited(retry_delay_s=3600))
+    cancel = RecordingCancel()
+    with pytest.raises(GeminiUnavailable) as info:
+        client(gemini, cancel).generate(MODEL, BODY)
+    assert info.value.rate_limited and info.value.retry_after == 3600
+    assert cancel.waits == [] and len(gemini.requests) == 1
+
+
+def test_timeout_is_retried(gemini: FakeGemini) -> None:
+    gemini.script(Fault.hang(2.0))
+    cancel = RecordingCancel()
+    assert client(gemini, cancel, timeout=0.5).generate(MODEL, BODY).image
+    assert len(gemini.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.finish("IMAGE_SAFETY"),
+        Fault.finish("PROHIBITED_CONTENT"),
+        Fault.finish("NO_IMAGE"),
+        Fault.finish("RECITATION"),
+        Fault.prompt_blocked(),
+        Fault.text_only(),
+        Fault.no_candidates(),
+    ],
+    ids=[
+        "image-safety",
+        "prohibited",
+        "no-image",
+        "recitation",
+        "prompt-blocked",
+        "text-only",
+        "no-candidates",
+    ],
+)
+def test_refusals_are_never_retried(gemini: FakeGemini, fault: Fault) -> None:
+    gemini.script(fault)
+    with pytest.raises(GeminiRefusal):
+        client(gemini, RecordingCancel()).generate(MODEL, BODY)
+    assert len(gemini.requests) == 1
+
+
+def test_jpeg_labelled_png_is_sniffed(gemini: FakeGemini) -> None:
+    gemini.script(Fault.jpeg_labelled_png())
+    result = client(gemini, RecordingCancel()).generate(MODEL, BODY)
+    assert result.mime_type == "image/jpeg"
+    assert result.parts[result.final_index]["inlineData"]["mimeType"] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("setup", "error"),
+    [
+        (lambda g: g.retire(MODEL), GeminiModelUnavailable),
+        (lambda g: None, GeminiAuthError),
+        (lambda g: g.script(Fault.permission_denied()), GeminiAuthError),
+    ],
+    ids=["retired-model", "bad-key", "permission-denied"],
+)
+def test_permanent_errors_are_not_retried(gemini: FakeGemini, setup: Any, error: type[Exception]) -> None:
+    setup(gemini)
+    key = "wrong-key" if error is GeminiAuthError and not gemini.pending_faults else None
+    with pytest.raises(error):
+        client(gemini, RecordingCancel(), key=key).generate(MODEL, BODY)
+    assert len(gemini.requests) == 1
+
+
+def test_bad_request_is_not_retried(gemini: FakeGemini) -> None:
+    body = build_request([{"role": "user", "parts": [{"text": "x"}]}], aspect_ratio="7:3", image_size=None)
+    with pytest.raises(GeminiBadRequest):
+        client(gemini, RecordingCancel()).generate(MODEL, body)
+    assert len(gemini.requests) == 1

@@ -1,0 +1,54 @@
+"""Crashes and shutdowns lose nothing and duplicate nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sandbox.fake_gemini import Fault
+from tests.e2e.conftest import CHANNEL, Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def test_kill_9_during_the_gemini_call_runs_the_job_again_with_one_image(any_db_stack: Stack) -> None:
+    stack = any_db_stack
+    stack.gemini.script(Fault.hang(30))
+    first = stack.start_app(BANANA_JOB_LEASE_SECONDS="3")
+    stack.slack.send_command("a lighthouse at dawn")
+    stack.gemini.wait_for_requests(1)
+    first.kill()  # SIGKILL while Gemini is "thinking"
+
+    stack.start_app(BANANA_JOB_LEASE_SECONDS="3")
+    [upload] = stack.uploads(1, timeout=30)
+    assert len(stack.gemini.requests) == 2
+    roots = [m for m in stack.slack.messages if m.get("bot_id") and not m.get("thread_ts")]
+    assert len(roots) == 1  # the root was checkpointed before the crash
+    assert upload.thread_ts == roots[0]["ts"]
+    stack.app.wait_for_log("done")
+    assert "attempt 2" in stack.app.logs()
+
+
+def test_sigterm_finishes_running_jobs_and_exits_0(stack: Stack) -> None:
+    stack.gemini.latency_s = 1.5
+    stack.slack.send_command("a slow owl")
+    stack.gemini.wait_for_requests(1)
+    assert stack.app.terminate() == 0
+    assert len(stack.uploads(1)) == 1
+    assert "received SIGTERM" in stack.app.logs()
+
+
+def test_sigterm_releases_what_cannot_finish_in_the_grace_period(any_db_stack: Stack) -> None:
+    stack = any_db_stack
+    stack.gemini.script(Fault.hang(60))
+    first = stack.start_app(BANANA_SHUTDOWN_GRACE_SECONDS="0.5")
+    stack.slack.send_command("a stubborn mule")
+    stack.gemini.wait_for_requests(1)
+    assert first.terminate() == 0
+    assert "released for another worker" in first.logs()
+    stack.start_app()  # picks the released job up at once: no lease to wait out
+    assert len(stack.uploads(1, timeout=20)) == 1
+    assert [
+        m
+        for m in stack.slack.messages
+        if m.get("bot_id") and m.get("channel") == CHANNEL and not m.get("thread_ts")
+    ].__len__() == 1
