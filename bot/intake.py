@@ -82,6 +82,15 @@ def parse_message(event: dict[str, Any], *, team_id: str, bot_user_id: str | Non
     )
 
 
+def image_files(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attachments worth sending as references (Slack Connect stubs are checked later, in the job)."""
+    return [
+        f
+        for f in files
+        if str(f.get("mimetype", "")).startswith("image/") or f.get("file_access") == "check_file_info"
+    ]
+
+
 def route(message: Message) -> Route:
     if message.is_reply:
         return Route.CONTINUE
@@ -200,6 +209,51 @@ class Intake:
                 slack_ts=message.ts,
             )
             store.link_delivery(session, keys=keys, job=job)
+            job_id = job.id
+        self._on_enqueued()
+        return Outcome(job_id=job_id)
+
+    def shortcut(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        thread_ts: str,
+        files: list[dict[str, Any]],
+        text: str,
+        response_url: str | None,
+    ) -> Outcome:
+        """ "Edit with Nano Banana" on a message: its images become references of a new turn in that
+        message's thread (continuing the conversation if the thread already is one)."""
+        with self._sessions.begin() as session:
+            conversation = store.find_conversation(
+                session, team_id=team_id, channel_id=channel_id, thread_ts=thread_ts
+            )
+            base = _request_of(conversation, self.catalog) if conversation else None
+            try:
+                request = parse_request(
+                    text, catalog=self.catalog, default_model=self.default_model, base=base
+                )
+            except OptionError as err:
+                return Outcome(reply=str(err))
+            if conversation is None:
+                conversation = store.start_conversation(
+                    session,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    thread_ts=thread_ts,
+                    origin="shortcut",
+                    user_id=user_id,
+                    request=request,
+                    response_url=response_url,
+                )
+            else:
+                store.update_options(conversation, request)
+                conversation.response_url = response_url or conversation.response_url
+            job = self._enqueue(
+                session, conversation, user_id=user_id, prompt=request.prompt, files=files, slack_ts=None
+            )
             job_id = job.id
         self._on_enqueued()
         return Outcome(job_id=job_id)

@@ -35,6 +35,12 @@ _REFUSALS = {
 }
 
 
+NO_IMAGES_TO_EDIT = (
+    "That message has no images for me to edit. Use *Edit with Nano Banana* on a message with an image "
+    "attached, or start from scratch with `/banana <prompt>`."
+)
+
+
 def usage(catalog: Catalog, *, default_model: str) -> str:
     models = "\n".join(f"• {line}" for line in catalog.describe())
     return (

@@ -5,10 +5,11 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.intake import Intake
-from handlers import commands, errors, events
+from handlers import commands, errors, events, shortcuts
 
 
 def register_all(app: App, intake: Intake) -> None:
     commands.register(app, intake)
     events.register(app, intake)
+    shortcuts.register(app, intake)
     errors.register(app)
