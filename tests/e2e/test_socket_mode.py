@@ -35,8 +35,12 @@ def test_socket_mode_command_reply_and_mention(any_db_stack: Stack) -> None:
     mention_ts = deliveries[0].event["ts"] if deliveries[0].event else None
     assert sorted(str(u.thread_ts) for u in uploads) == sorted([root_ts, root_ts, str(mention_ts)])
     assert len(stack.gemini.requests) == 3  # the double-delivered mention made one job
-    edit = next(c for c in stack.gemini.requests if c.body["contents"][-1]["parts"] == [{"text": "make it red"}])
+    edit = next(
+        c for c in stack.gemini.requests if c.body["contents"][-1]["parts"] == [{"text": "make it red"}]
+    )
     assert [c["role"] for c in edit.body["contents"]] == ["user", "model", "user"]
     # Edits are acknowledged too (no 404 left unacknowledged), so Slack does not redeliver them.
     assert reply.event is not None
-    assert [d.status for d in stack.slack.edit_user_message(CHANNEL, reply.event["ts"], "make it crimson")] == [200]
+    assert [
+        d.status for d in stack.slack.edit_user_message(CHANNEL, reply.event["ts"], "make it crimson")
+    ] == [200]
