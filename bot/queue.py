@@ -137,6 +137,6 @@ def set_stage(session: Session, lease: Lease, **values: object) -> bool:
 
 
 def position(session: Session, job: Job) -> int:
-    """How many unfinished jobs were queued before this one (for "you are number N")."""
-    query = select(func.count()).select_from(Job).where(Job.state.in_(UNFINISHED), Job.id < job.id)
+    """How many jobs are still waiting ahead of this one (running ones are not in its way)."""
+    query = select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < job.id)
     return int(session.scalar(query) or 0)
