@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,13 +23,15 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-from bot.db import create_db_engine, healthy, migrate, session_factory
+from bot.db import create_db_engine, healthy, migrate, normalise_url, session_factory
 from bot.errors import ConfigError
 from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.models import Catalog
+from bot.redaction import RedactingFilter, add_secret
 from bot.settings import Settings, load_settings
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
@@ -63,6 +66,8 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url),
         http=http,
         api_url=settings.slack_api_url,
+        share_timeout=settings.slack_share_timeout_seconds,
+        retry_delays=settings.slack_retry_delays,
     )
     runner = JobRunner(sessions=sessions, gemini=gemini, slack=lambda _team_id: gateway)
     pool = WorkerPool(
@@ -92,6 +97,9 @@ def build_bolt(settings: Settings, intake: Intake) -> App:
         process_before_response=True,
         raise_error_for_unhandled_request=True,
         request_verification_enabled=not settings.socket_mode,
+        # Without a base logger Bolt copies the root level onto its own loggers, so LOG_LEVEL=DEBUG would
+        # log every request and Socket Mode payload; this one is held at WARNING by configure_logging.
+        logger=logging.getLogger("slack_bolt"),
     )
     register_all(app, intake)
     return app
@@ -147,10 +155,39 @@ def work(settings: Settings) -> None:
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("slack_sdk", "slack_bolt", "httpx", "httpcore", "waitress", "alembic", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+# Libraries that log request bodies and headers (slack_sdk: every Web API call and answer; SQLAlchemy: SQL)
+# or just noise. They stay at WARNING whatever LOG_LEVEL says, so DEBUG never spills tokens or images.
+_LIBRARY_LOGGERS = (
+    "slack_sdk",
+    "slack_bolt",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "waitress",
+    "alembic",
+    "sqlalchemy",
+    "psycopg",
+    "PIL",
+    "websocket",
+    "websockets",
+)
+
+
+def configure_logging(level_name: str | None = None) -> None:
+    """Log to stderr at ``LOG_LEVEL`` (default INFO), with secrets and image bytes redacted."""
+    name = (level_name if level_name is not None else os.environ.get("LOG_LEVEL", "")).strip().upper()
+    level = logging.getLevelNamesMapping().get(name or "INFO")
+    logging.basicConfig(
+        level=level if level is not None else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    for library in _LIBRARY_LOGGERS:
+        logging.getLogger(library).setLevel(max(logging.WARNING, level or logging.INFO))
+    if level is None:
+        log.warning("LOG_LEVEL=%r is not a level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="sandbox-output", help="sandbox: where images and the transcript go")
     args = parser.parse_args(argv)
+    load_dotenv(override=False)  # first, so LOG_LEVEL may come from .env too
     configure_logging()
-    load_dotenv(override=False)
 
     if args.command == "sandbox":
         from bot.sandbox.scenario import run_sandbox
@@ -174,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    add_secret(
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+        settings.gemini_api_key,
+        make_url(normalise_url(settings.database_url)).password,
+    )
+    log.debug("%s with %r", args.command, settings)
     if args.command == "migrate":
         migrate(create_db_engine(settings.database_url))
         return 0

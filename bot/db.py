@@ -26,13 +26,39 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# libpq settings unless the URL sets them: give up connecting after 10 s, and notice a server that vanished
+# without closing the connection (a dead host, a dropped NAT entry) within about a minute, instead of
+# waiting on it forever.
+_PG_CONNECT_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine that survives the database going away: connections are checked before use
+    (``pool_pre_ping``), so the first use after an outage reconnects instead of failing. Statement
+    parameters (image bytes, response URLs) are kept out of error messages and logs."""
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    connect_args = {k: v for k, v in _PG_CONNECT_DEFAULTS.items() if k not in parsed.query}
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        hide_parameters=True,
+    )
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -91,6 +117,8 @@ def healthy(engine: Engine) -> bool:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
-    except Exception:
-        log.warning("database health check failed", exc_info=True)
+    except Exception as err:
+        orig = getattr(err, "orig", None) or err
+        detail = (str(orig).strip().splitlines() or [""])[0][:200]
+        log.warning("database health check failed: %s: %s", type(orig).__name__, detail)
         return False

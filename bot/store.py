@@ -88,6 +88,10 @@ def update_options(conversation: Conversation, request: Request) -> None:
 
 
 def _next_seq(session: Session, conversation: Conversation) -> int:
+    """The next turn number. A web process (a reply) and a worker (an answer) may add a turn to the same
+    conversation at once: the conversation's row lock makes them take turns (until their commit) instead
+    of both taking the same number. SQLite has no FOR UPDATE; its write lock already serialises them."""
+    session.execute(select(Conversation.id).where(Conversation.id == conversation.id).with_for_update())
     last = session.scalars(
         select(Turn.seq).where(Turn.conversation_id == conversation.id).order_by(Turn.seq.desc())
     ).first()

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue
@@ -72,14 +72,25 @@ class WorkerPool:
             self._pending_wakes = max(0, self._pending_wakes - 1)
 
     def _loop(self, owner: str) -> None:
+        outage = False
         while not self._stopping.is_set():
             try:
                 with self._sessions() as session:
                     lease = queue.claim(session, owner=owner, lease_seconds=self._lease_seconds)
-            except OperationalError:
-                log.warning("cannot claim jobs: database unavailable", exc_info=True)
+            except Exception as err:
+                # Nothing may end this thread but a stop: a worker that died quietly would leave the
+                # process healthy-looking and idle. The database going away is the usual cause.
+                if isinstance(err, DBAPIError):
+                    if not outage:
+                        log.warning("cannot claim jobs: database unavailable (%s); retrying", _short(err))
+                else:
+                    log.exception("cannot claim jobs; retrying")
+                outage = True
                 self._stopping.wait(min(5.0, self._poll_seconds * 4))
                 continue
+            if outage:
+                log.info("claiming jobs again: the database is back")
+                outage = False
             if lease is None:
                 self._idle()
                 continue
@@ -104,8 +115,8 @@ class WorkerPool:
                     with self._sessions() as session:
                         if not queue.heartbeat(session, lease, lease_seconds=self._lease_seconds):
                             log.warning("job %s: lease taken over", lease.job_id)
-                except OperationalError:
-                    log.warning("heartbeat failed: database unavailable")
+                except Exception as err:  # the heartbeat must outlive any error, or every lease lapses
+                    log.warning("job %s: heartbeat failed (%s)", lease.job_id, _short(err))
 
     def busy(self) -> bool:
         with self._lock:
@@ -123,7 +134,21 @@ class WorkerPool:
         with self._lock:
             leftover = list(self._running.values())
         for lease in leftover:
-            with self._sessions() as session:
-                if queue.release(session, lease):
-                    log.warning("job %s released for another worker", lease.job_id)
+            try:
+                with self._sessions() as session:
+                    if queue.release(session, lease):
+                        log.warning("job %s released for another worker", lease.job_id)
+            except Exception as err:  # the database is away: the lease lapses and another worker runs it
+                log.warning(
+                    "job %s: could not release it (%s); it runs again after its lease",
+                    lease.job_id,
+                    _short(err),
+                )
         log.info("workers stopped")
+
+
+def _short(err: BaseException) -> str:
+    """One line about a database error, without SQL, parameters or a traceback."""
+    orig = getattr(err, "orig", None) or err
+    first = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {first[0][:200]}" if first else type(orig).__name__
