@@ -15,7 +15,9 @@
         ├── NotInChannel            not_in_channel / channel_not_found
         ├── ChannelArchived         is_archived
         ├── SlackAuthError          invalid_auth, token_revoked, account_inactive, …
-        └── SlackDeliveryFailed     anything else, including a file Slack never shared
+        └── SlackDeliveryFailed     anything else Slack refused
+            └── SlackUnavailable    transient: rate limited after the client's retries, 5xx, connection
+                                    errors, a file Slack accepted but never shared (retried later)
 
 Every catch in the worker loop and in the Bolt error handler turns one of these into a sentence from
 ``bot.messages``; nothing else decides what a user reads.
@@ -104,3 +106,18 @@ class SlackAuthError(SlackError):
 
 class SlackDeliveryFailed(SlackError):
     pass
+
+
+class SlackUnavailable(SlackDeliveryFailed):
+    """Slack trouble that may pass: the job is released and tried again later (``BANANA_SLACK_RETRY_DELAYS``).
+
+    ``settled``: Slack answered, so the call certainly had no effect (a 429, an ``ok: false``); a timeout,
+    a dropped connection or a 5xx leaves it open whether the call went through.
+    """
+
+    def __init__(
+        self, code: str, *, method: str = "", retry_after: float | None = None, settled: bool = False
+    ) -> None:
+        super().__init__(code, method=method)
+        self.retry_after = retry_after
+        self.settled = settled

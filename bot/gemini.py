@@ -28,6 +28,13 @@ from bot.images import sniff_mime
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# What the status message says while the bot waits to try again (reference sheet §6).
+_TRANSIENT_REASONS = {
+    500: "Gemini had an internal error (HTTP 500)",
+    502: "Gemini's front end failed (HTTP 502)",
+    503: "Gemini is overloaded (HTTP 503)",
+    504: "Gemini ran out of time on its side (HTTP 504)",
+}
 
 
 # --- request -------------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ class GeminiClient:
                 last = GeminiUnavailable("Gemini did not answer in time")
                 continue
             except httpx.TransportError as err:
-                last = GeminiUnavailable(f"could not reach Gemini ({type(err).__name__})")
+                last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                 continue
             log.info(
                 "gemini %s answered %d in %.1fs", model_id, response.status_code, time.monotonic() - started
@@ -243,7 +250,11 @@ class GeminiClient:
             if response.status_code in RETRYABLE_STATUS:
                 limited = response.status_code == 429
                 last = GeminiUnavailable(
-                    "rate limited by Gemini" if limited else f"Gemini error {response.status_code}",
+                    "rate limited by Gemini"
+                    if limited
+                    else _TRANSIENT_REASONS.get(
+                        response.status_code, f"Gemini error (HTTP {response.status_code})"
+                    ),
                     rate_limited=limited,
                     retry_after=retry_delay(data) if limited else None,
                 )

@@ -90,9 +90,11 @@ def check_declared(*, name: str, mimetype: str | None, size: int | None) -> None
             f"{MAX_DOWNLOAD_BYTES // 1_048_576} MB"
         )
     if mimetype and not mimetype.startswith("image/"):
-        raise AttachmentError(f"`{name}` is a {mimetype} file, not an image. Attach PNG, JPEG, WebP or GIF.")
+        raise AttachmentError(
+            f"`{name}` isn't an image (Slack says it is {mimetype}). Attach a PNG, JPEG, WebP or GIF"
+        )
     if mimetype in ("image/heic", "image/heif"):
-        raise AttachmentError(f"`{name}` is a HEIC photo, which I can't read. Export it as JPEG or PNG.")
+        raise AttachmentError(f"`{name}` is a HEIC photo, which I can't read. Export it as JPEG or PNG")
 
 
 def normalise_reference(data: bytes, *, name: str) -> tuple[bytes, str, ImageInfo]:
@@ -108,7 +110,7 @@ def normalise_reference(data: bytes, *, name: str) -> tuple[bytes, str, ImageInf
             "the bot needs the `files:read` scope (reinstall it)"
         )
     if mime in ("image/heic",):
-        raise AttachmentError(f"`{name}` is a HEIC photo, which I can't read. Export it as JPEG or PNG.")
+        raise AttachmentError(f"`{name}` is a HEIC photo, which I can't read. Export it as JPEG or PNG")
     if mime not in ACCEPTED:
         raise AttachmentError(f"`{name}` isn't a PNG, JPEG, WebP or GIF image")
     try:

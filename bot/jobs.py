@@ -17,8 +17,16 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import messages, queue, store
-from bot.errors import AttachmentError, BananaError, NotInChannel, SlackError
-from bot.gemini import GeminiClient, build_request
+from bot.errors import (
+    AttachmentError,
+    BananaError,
+    ChannelArchived,
+    NotInChannel,
+    SlackDeliveryFailed,
+    SlackError,
+    SlackUnavailable,
+)
+from bot.gemini import GeminiClient, Generated, build_request
 from bot.images import check_declared, extension, normalise_reference
 from bot.models import family_of
 from bot.queue import Lease
@@ -26,6 +34,9 @@ from bot.schema import Conversation, Job, Turn
 from bot.slack import SlackGateway
 
 log = logging.getLogger(__name__)
+
+
+SAVE_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, None)  # ~15 s of database trouble before the answer is given up
 
 
 class LeaseLost(Exception):
@@ -69,6 +80,12 @@ class JobRunner:
         except OperationalError:
             # The database went away: leave the lease to lapse; the job is claimed again once it is back.
             log.exception("job %s: database error, will be retried after the lease lapses", lease.job_id)
+            return
+        except SlackUnavailable as err:
+            if self._retry_later(ctx, slack, err):
+                return
+            log.warning("job %s failed: Slack kept answering %s: %s", lease.job_id, err.code, err)
+            self._fail(ctx, slack, err)
             return
         except BananaError as err:
             log.info("job %s failed: %s: %s", lease.job_id, type(err).__name__, err)
@@ -162,14 +179,30 @@ class JobRunner:
                     continue
                 file = dict(part["slackFile"])
                 if file.get("file_access") == "check_file_info" or not file.get("url_private"):
-                    file = slack.file_info(str(file["id"]))  # Slack Connect stubs carry no URLs
+                    try:  # Slack Connect stubs (and deleted files) carry no URLs
+                        file = slack.file_info(str(file["id"]))
+                    except SlackUnavailable:
+                        raise  # Slack trouble that may pass: the job is tried again later
+                    except SlackDeliveryFailed as err:  # file_not_found, file_deleted, …
+                        raise AttachmentError(
+                            f"Slack wouldn't give me the file `{file.get('name') or file['id']}` ({err.code})"
+                        ) from err
                 name = str(file.get("name") or file.get("id") or "attachment")
+                if file.get("is_external") or file.get("mode") == "external":
+                    # A remote file's URL can point anywhere (including this network): not fetched at all.
+                    raise AttachmentError(
+                        f"`{name}` is a link to a file stored outside Slack; "
+                        "download it and attach the image itself"
+                    )
                 check_declared(name=name, mimetype=file.get("mimetype"), size=file.get("size"))
                 url = str(file.get("url_private_download") or file.get("url_private") or "")
                 if not url:
                     raise AttachmentError(f"Slack gave me no way to download `{name}`")
-                external = bool(file.get("is_external")) or file.get("mode") == "external"
-                data, mime, info = normalise_reference(slack.download(url, external=external), name=name)
+                try:
+                    raw = slack.download(url)
+                except AttachmentError as err:
+                    raise AttachmentError(f"`{name}`: {err}") from err
+                data, mime, info = normalise_reference(raw, name=name)
                 blob = store.save_blob(session, team_id=ctx.job.team_id, data=data, info=info)
                 parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
             turn = session.get(Turn, ctx.turn.id)
@@ -199,8 +232,24 @@ class JobRunner:
 
         generated = self._gemini.generate(conversation.model_id, body, on_retry=show_retry)
         elapsed = time.monotonic() - started
+        # The answer is paid for: a database blip now must not throw it away (a re-run would pay again).
+        for wait in SAVE_RETRY_WAITS:
+            try:
+                turn_id = self._save_answer(ctx, generated, elapsed)
+                break
+            except OperationalError:
+                if wait is None:
+                    raise
+                log.warning(
+                    "job %s: could not store Gemini's answer; trying again in %.0f s", ctx.job.id, wait
+                )
+                time.sleep(wait)
+        ctx.job.result_turn_id = turn_id
+        ctx.job.stage = "generated"
+
+    def _save_answer(self, ctx: Context, generated: Generated, elapsed: float) -> int:
         with self._sessions() as session:
-            turn = store.save_model_turn(session, conversation, generated)
+            turn = store.save_model_turn(session, ctx.conversation, generated)
             if not queue.set_stage(
                 session,
                 ctx.lease,
@@ -211,14 +260,27 @@ class JobRunner:
             ):
                 session.rollback()
                 raise LeaseLost()
-        ctx.job.result_turn_id = turn.id
-        ctx.job.stage = "generated"
+            return turn.id
 
     def _ensure_delivered(self, ctx: Context, slack: SlackGateway) -> None:
+        """Upload the result into the thread and see it there (``files.info``).
+
+        Stages: ``uploading`` (file id recorded, share not confirmed: a crash here leaves it open whether
+        Slack got ``files.completeUploadExternal``), ``completed`` (Slack said ok, the share is awaited),
+        ``delivered``. A run that finds an earlier upload waits for it to show; if it still does not, the
+        earlier file is deleted before the image is uploaded again, so a share that turns up late can't
+        make a second image.
+        """
         conversation = ctx.conversation
         channel, thread_ts = conversation.channel_id, str(conversation.thread_ts)
-        if ctx.job.upload_file_id and slack.wait_until_shared(ctx.job.upload_file_id, channel) is not None:
-            return  # a previous run shared it and died before recording that
+        previous = ctx.job.upload_file_id
+        if previous:
+            if slack.wait_until_shared(previous, channel) is not None:
+                self._checkpoint(ctx, stage="delivered")
+                return  # a previous run shared it and died (or gave up waiting) before recording that
+            log.warning("job %s: upload %s never showed in the thread; uploading again", ctx.job.id, previous)
+            self._quietly(lambda: slack.delete_file(previous))
+            self._checkpoint(ctx, stage="generated", upload_file_id=None)
         with self._sessions() as session:
             result = session.get(Turn, ctx.job.result_turn_id)
             assert result is not None
@@ -236,23 +298,63 @@ class JobRunner:
         file_id, upload_url = slack.start_upload(filename=filename, length=len(data))
         self._checkpoint(ctx, stage="uploading", upload_file_id=file_id)
         comment = f"<@{ctx.job.requested_by}> {text.strip()}" if text else f"<@{ctx.job.requested_by}>"
-        slack.finish_upload(
-            file_id=file_id,
-            upload_url=upload_url,
-            data=data,
-            title=_title(ctx.turn),
-            channel=channel,
-            thread_ts=thread_ts,
-            comment=comment[:3000],
-        )
+        try:
+            slack.finish_upload(
+                file_id=file_id,
+                upload_url=upload_url,
+                data=data,
+                title=_title(ctx.turn),
+                channel=channel,
+                thread_ts=thread_ts,
+                comment=comment[:3000],
+            )
+        except SlackUnavailable as err:
+            if err.settled:  # Slack answered no: this file is not in the thread and never will be
+                self._checkpoint(ctx, stage="generated", upload_file_id=None)
+            raise
+        self._checkpoint(ctx, stage="completed")
         if slack.wait_until_shared(file_id, channel) is None:
-            raise SlackError("file_not_shared", method="files.completeUploadExternal")
+            raise SlackUnavailable("file_not_shared", method="files.completeUploadExternal")
         self._checkpoint(ctx, stage="delivered")
 
     # --- failures --------------------------------------------------------------------------------------
 
+    def _retry_later(self, ctx: Context, slack: SlackGateway, err: SlackUnavailable) -> bool:
+        """Give the job back for a later try, if tries are left (``BANANA_SLACK_RETRY_DELAYS``). What is done
+        stays done: the root, the status message and Gemini's answer are checkpointed, so the next run
+        only repeats the step Slack turned away, and Gemini is not paid twice."""
+        delays = slack.retry_delays
+        if ctx.lease.attempt > len(delays):
+            return False
+        delay = max(delays[ctx.lease.attempt - 1], err.retry_after or 0.0)
+        log.warning(
+            "job %s: Slack answered %s to %s; trying again in %.1f s (try %d of %d)",
+            ctx.job.id,
+            err.code,
+            err.method or "a call",
+            delay,
+            ctx.lease.attempt + 1,
+            len(delays) + 1,
+        )
+        if ctx.job.status_ts and ctx.conversation.thread_ts:
+            self._quietly(
+                lambda: slack.update(
+                    ctx.conversation.channel_id,
+                    str(ctx.job.status_ts),
+                    messages.retrying(messages.slack_trouble(err), delay),
+                )
+            )
+        with self._sessions() as session:
+            queue.release(session, ctx.lease, delay_seconds=delay)
+        return True
+
     def _fail(self, ctx: Context, slack: SlackGateway, err: BaseException) -> None:
-        text = messages.for_error(err)
+        if isinstance(err, SlackError):
+            text = messages.slack_failure(
+                err, generated=ctx.job.result_turn_id is not None, tries=ctx.lease.attempt
+            )
+        else:
+            text = messages.for_error(err)
         code = getattr(err, "code", None) or getattr(err, "reason", None) or type(err).__name__
         with self._sessions() as session:
             if not queue.finish(
@@ -263,23 +365,51 @@ class JobRunner:
         self._tell(
             ctx,
             slack,
-            f"<@{ctx.job.requested_by}> {text}",
+            text,
             silent_in_thread=isinstance(err, NotInChannel) and not ctx.conversation.thread_ts,
+            channel_gone=isinstance(err, NotInChannel | ChannelArchived),
         )
 
-    def _tell(self, ctx: Context, slack: SlackGateway, text: str, *, silent_in_thread: bool = False) -> None:
+    def _tell(
+        self,
+        ctx: Context,
+        slack: SlackGateway,
+        text: str,
+        *,
+        silent_in_thread: bool = False,
+        channel_gone: bool = False,
+    ) -> None:
+        """Say ``text`` where the person will see it: in the thread (the status message, or a reply), else
+        privately through the slash command's ``response_url``, else in a DM from the bot (a mention or a
+        reply in a channel the bot can no longer post in). ``silent_in_thread``: already said."""
+        if silent_in_thread:
+            return
         conversation = ctx.conversation
-        if not silent_in_thread and conversation.thread_ts:
+        if conversation.thread_ts and not channel_gone:
+            mentioned = f"<@{ctx.job.requested_by}> {text}"
             try:
                 if ctx.job.status_ts:
-                    slack.update(conversation.channel_id, ctx.job.status_ts, text)
+                    slack.update(conversation.channel_id, ctx.job.status_ts, mentioned)
                 else:
-                    slack.post(conversation.channel_id, text, thread_ts=conversation.thread_ts)
+                    slack.post(conversation.channel_id, mentioned, thread_ts=conversation.thread_ts)
                 return
             except SlackError:
                 log.warning("job %s: could not post the failure in the thread", ctx.job.id, exc_info=True)
-        if conversation.response_url and not silent_in_thread:
-            slack.respond(conversation.response_url, text)
+        if conversation.response_url and slack.respond(conversation.response_url, text):
+            return
+        if conversation.channel_id.startswith("D"):
+            log.error("job %s: could not tell %s in their DM", ctx.job.id, ctx.job.requested_by)
+            return
+        where = f"About your request in <#{conversation.channel_id}>: "
+        try:
+            slack.post(ctx.job.requested_by, where + text)  # a user id: Slack posts in the bot's DM
+        except SlackError:
+            log.error(
+                "job %s: could not tell %s anywhere (thread, response_url, DM)",
+                ctx.job.id,
+                ctx.job.requested_by,
+                exc_info=True,
+            )
 
     @staticmethod
     def _quietly(action: Callable[[], None]) -> None:

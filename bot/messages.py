@@ -14,12 +14,13 @@ from bot.errors import (
     NotInChannel,
     SlackAuthError,
     SlackError,
+    SlackUnavailable,
     UserInputError,
 )
 from bot.models import Catalog
 
 _REFUSALS = {
-    "IMAGE_SAFETY": "Gemini blocked the image it made because it may break Google's safety rules",
+    "IMAGE_SAFETY": "Gemini blocked the image because it may break Google's safety rules",
     "IMAGE_PROHIBITED_CONTENT": "Gemini won't make that image: it may show prohibited content",
     "PROHIBITED_CONTENT": "Gemini won't make that: the request may involve prohibited content",
     "SAFETY": "Gemini blocked this request for safety reasons",
@@ -29,7 +30,7 @@ _REFUSALS = {
     "IMAGE_RECITATION": "Gemini stopped because the image was too close to existing copyrighted material",
     "NO_IMAGE": "Gemini answered without making an image",
     "IMAGE_OTHER": "Gemini couldn't make an image this time",
-    "OTHER": "Gemini stopped without giving a reason",
+    "OTHER": "Gemini blocked or stopped this request without giving a reason",
     "EMPTY": "Gemini sent back an empty answer",
     "MISSING_THOUGHT_SIGNATURE": "Gemini rejected the conversation history",
 }
@@ -85,14 +86,71 @@ def not_in_channel(channel_id: str) -> str:
     )
 
 
+def slack_trouble(err: SlackError) -> str:
+    """Why a job is waiting for Slack, for the status message (``retrying``)."""
+    if err.code in ("ratelimited", "rate_limited", "http_429"):
+        return "Slack is rate limiting me"
+    if err.code == "file_not_shared":
+        return "Slack hasn't shown the image in this thread yet"
+    if err.code in ("connection_failed", "upload_failed"):
+        return "I couldn't reach Slack"
+    return f"Slack is having trouble (`{err.code}`)"
+
+
+def slack_failure(err: SlackError, *, generated: bool, tries: int = 1) -> str:
+    """What the person reads when Slack stopped a job for good. ``generated``: Gemini's image exists (it
+    stays stored with the failed job) but could not be posted."""
+    after = f" after {tries} tries" if tries > 1 else ""
+    if isinstance(err, NotInChannel):
+        if generated:
+            return (
+                "⚠️ I made your image but can't post it: I'm not a member of that channel any more. "
+                "Invite me with `/invite @banana` and ask again."
+            )
+        return (
+            "⚠️ I'm not a member of that channel, so nothing was generated. Invite me with "
+            "`/invite @banana` and try again."
+        )
+    if isinstance(err, ChannelArchived):
+        if generated:
+            return "⚠️ I made your image but can't post it: the channel was archived."
+        return "⚠️ The channel is archived, so I can't post there. Nothing was generated."
+    if isinstance(err, SlackAuthError):
+        what = "I made your image but can't post it" if generated else "Nothing was generated"
+        return (
+            f"⚠️ Slack rejected the bot's token (`{err.code}`). {what}; an admin needs to reinstall the app."
+        )
+    if isinstance(err, SlackUnavailable):
+        if err.code == "file_not_shared":
+            return (
+                f"⚠️ I made your image and uploaded it, but Slack never showed it in this thread{after}. "
+                "Please try again in a few minutes."
+            )
+        if generated:
+            return (
+                f"⚠️ I made your image but couldn't post it: Slack kept answering `{err.code}`{after}. "
+                "Please try again in a few minutes."
+            )
+        return (
+            f"⚠️ Slack kept answering `{err.code}`{after}, so nothing was generated. "
+            "Please try again in a few minutes."
+        )
+    if generated:
+        return f"⚠️ I made your image but Slack wouldn't take it (`{err.code}`)."
+    return f"⚠️ Slack refused my message (`{err.code}`), so nothing was generated."
+
+
 def for_error(err: BaseException, *, model: str | None = None) -> str:
     """The one place an exception becomes a sentence for the person who asked."""
     if isinstance(err, AttachmentError):
-        return f"⚠️ I couldn't use an attachment: {err}. Nothing was generated."
+        return f"⚠️ I couldn't use an attachment: {str(err).rstrip('.')}. Nothing was generated."
     if isinstance(err, UserInputError):
         return f"⚠️ {err}"
     if isinstance(err, GeminiRefusal):
-        why = _REFUSALS.get(err.reason, f"Gemini didn't make an image ({err.reason})")
+        if err.reason in ("STOP", "FINISH_REASON_UNSPECIFIED"):  # a normal finish, just without an image
+            why = "Gemini answered with text instead of an image" if err.text else _REFUSALS["NO_IMAGE"]
+        else:
+            why = _REFUSALS.get(err.reason, f"Gemini didn't make an image ({err.reason})")
         extra = f"\n> {err.text[:500]}" if err.text else ""
         return f"🚫 {why}. Try rephrasing the prompt.{extra}"
     if isinstance(err, GeminiModelUnavailable):
@@ -109,8 +167,15 @@ def for_error(err: BaseException, *, model: str | None = None) -> str:
         return f"⚠️ Gemini couldn't accept this request: {str(err)[:300]}"
     if isinstance(err, GeminiUnavailable):
         if err.rate_limited:
-            return "⏳ Gemini is rate limiting us right now. Please try again in a minute."
-        return f"⏳ Gemini is having trouble ({err}). Please try again in a few minutes."
+            wait = "in a minute"
+            if err.retry_after and err.retry_after > 90:
+                minutes = round(err.retry_after / 60)
+                wait = f"in about {minutes} minute{'s' if minutes != 1 else ''} (Gemini's quota resets then)"
+            return f"⏳ Gemini is rate limiting us right now, so nothing was generated. Try again {wait}."
+        return (
+            f"⏳ Gemini is having trouble right now — {err}. Nothing was generated; "
+            "please try again in a few minutes."
+        )
     if isinstance(err, NotInChannel):
         return "⚠️ I'm not a member of this channel. Invite me with `/invite @banana` and try again."
     if isinstance(err, ChannelArchived):

@@ -37,6 +37,8 @@ class Settings:
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     gemini_timeout_seconds: float = 180.0
     shutdown_grace_seconds: float = 25.0
+    slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0)
+    slack_share_timeout_seconds: float = 20.0
 
     @property
     def socket_mode(self) -> bool:
@@ -66,6 +68,23 @@ def _parse_aliases(raw: str) -> dict[str, str]:
             raise ConfigError([f"BANANA_MODEL_ALIASES: {item!r} is not alias=model-id"])
         aliases[name.strip().lower()] = model_id.strip()
     return aliases
+
+
+def _parse_delays(raw: str | None, problems: list[str]) -> tuple[float, ...]:
+    """``BANANA_SLACK_RETRY_DELAYS="5,30,120"``: seconds before each further try of a job Slack turned away
+    for a while (rate limited, 5xx, unreachable, an upload it never showed); ``none`` for no further try."""
+    if raw is None:
+        return Settings.slack_retry_delays
+    if raw.lower() == "none":
+        return ()
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        problems.append(f"BANANA_SLACK_RETRY_DELAYS={raw!r} is not a comma-separated list of seconds")
+        return Settings.slack_retry_delays
+    if any(d < 0 for d in delays):
+        problems.append("BANANA_SLACK_RETRY_DELAYS must not be negative")
+    return delays
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +120,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
     grace = number("BANANA_SHUTDOWN_GRACE_SECONDS", 25, minimum=0)
+    share_timeout = number("BANANA_SLACK_SHARE_TIMEOUT_SECONDS", 20, minimum=0)
+    retry_delays = _parse_delays(get("BANANA_SLACK_RETRY_DELAYS"), problems)
     aliases: dict[str, str] = {}
     try:
         aliases = _parse_aliases(get("BANANA_MODEL_ALIASES") or "")
@@ -124,4 +145,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         model_aliases=aliases,
         gemini_timeout_seconds=timeout,
         shutdown_grace_seconds=grace,
+        slack_retry_delays=retry_delays,
+        slack_share_timeout_seconds=share_timeout,
     )

@@ -5,6 +5,7 @@ Runs in worker threads, never in Bolt listeners: slack_sdk's retry handlers slee
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from bot.errors import (
     SlackAuthError,
     SlackDeliveryFailed,
     SlackError,
+    SlackUnavailable,
 )
 from bot.images import MAX_DOWNLOAD_BYTES
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 SLACK_FILE_ORIGIN = ("https", "files.slack.com", 443)
 _NOT_IN_CHANNEL = {"not_in_channel", "channel_not_found"}
 _AUTH = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope"}
+# Answers that say "not now" rather than "no": the job is released and tried again later.
+_TRANSIENT = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable"}
 
 
 def web_client(*, token: str, base_url: str) -> WebClient:
@@ -66,8 +70,34 @@ def token_origins(api_url: str) -> set[tuple[str, str, int]]:
     return origins
 
 
+def _retry_after(headers: Any) -> float | None:
+    try:
+        for name, value in dict(headers or {}).items():
+            if str(name).lower() == "retry-after":
+                return float(value[0] if isinstance(value, list | tuple) else value)
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
 def translate(err: SlackApiError, method: str) -> SlackError:
-    code = str(err.response.get("error") or f"http_{err.response.status_code}")
+    """A failed Web API call (after the client's own retries) as one of the bot's errors."""
+    status = int(err.response.status_code or 0)
+    data = err.response.data
+    error = str(data.get("error") or "") if isinstance(data, dict) else ""
+    if status >= 500:
+        code = f"http_{status}"  # Slack's edge answers 5xx with an HTML page
+    elif error and not error.startswith("Received a response in a non-JSON format"):
+        code = error
+    else:
+        code = f"http_{status}" if status != 200 else "unexpected_response"
+    if status == 429 or status >= 500 or code in _TRANSIENT or code == "unexpected_response":
+        return SlackUnavailable(
+            code,
+            method=method,
+            retry_after=_retry_after(err.response.headers) if status == 429 else None,
+            settled=status < 500 and code != "unexpected_response",
+        )
     if code in _NOT_IN_CHANNEL:
         return NotInChannel(code, method=method)
     if code == "is_archived":
@@ -83,16 +113,29 @@ def _slack_call(method: str) -> Iterator[None]:
         yield
     except SlackApiError as err:
         raise translate(err, method) from err
+    except (OSError, http.client.HTTPException) as err:  # unreachable, reset, timed out (after retries)
+        raise SlackUnavailable("connection_failed", method=method) from err
 
 
 class SlackGateway:
+    """``share_timeout``: how long to wait for an upload to show in its thread (``files.info``).
+    ``retry_delays``: seconds before each further try of a job that Slack turned away for a while
+    (``SlackUnavailable``); the job fails, and the user is told, once they are used up."""
+
     def __init__(
-        self, client: WebClient, *, http: httpx.Client, api_url: str, share_timeout: float = 20.0
+        self,
+        client: WebClient,
+        *,
+        http: httpx.Client,
+        api_url: str,
+        share_timeout: float = 20.0,
+        retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
     ) -> None:
         self.client = client
         self._http = http
         self._token_origins = token_origins(api_url)
         self._share_timeout = share_timeout
+        self.retry_delays = retry_delays
 
     # --- messages --------------------------------------------------------------------------------------
 
@@ -118,16 +161,22 @@ class SlackGateway:
         with _slack_call("chat.delete"):
             self.client.chat_delete(channel=channel, ts=ts)
 
-    def respond(self, response_url: str, text: str) -> None:
-        """Private reply through a slash command's response_url (works where the bot is not a member)."""
+    def respond(self, response_url: str, text: str) -> bool:
+        """Private reply through a slash command's response_url (works where the bot is not a member, and
+        without the bot token). False when it could not be delivered (expired, used up, unreachable)."""
         try:
-            self._http.post(
+            response = self._http.post(
                 response_url,
                 json={"response_type": "ephemeral", "text": text, "replace_original": False},
                 timeout=10,
             )
         except httpx.HTTPError:
             log.warning("could not post to response_url", exc_info=True)
+            return False
+        if response.status_code != 200:
+            log.warning("response_url answered %s", response.status_code)
+            return False
+        return True
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -152,9 +201,9 @@ class SlackGateway:
         try:
             response = self._http.post(upload_url, content=data, timeout=60)
         except httpx.HTTPError as err:
-            raise SlackDeliveryFailed("upload_failed", method="upload") from err
-        if response.status_code != 200:
-            raise SlackDeliveryFailed(f"upload_http_{response.status_code}", method="upload")
+            raise SlackUnavailable("upload_failed", method="upload", settled=True) from err
+        if response.status_code != 200:  # the file was not completed, so nothing can be shared
+            raise SlackUnavailable(f"upload_http_{response.status_code}", method="upload", settled=True)
         # No alt_txt: with it, Slack has been reported to accept the upload and never share it.
         with _slack_call("files.completeUploadExternal"):
             self.client.files_completeUploadExternal(
@@ -163,6 +212,11 @@ class SlackGateway:
                 thread_ts=thread_ts,
                 initial_comment=comment,
             )
+
+    def delete_file(self, file_id: str) -> None:
+        """Remove an upload of ours (one that never showed up, before it is uploaded again)."""
+        with _slack_call("files.delete"):
+            self.client.files_delete(file=file_id)
 
     def shared_ts(self, file_id: str, channel: str) -> str | None:
         """The ts of the message that shows the file in ``channel``, if Slack has shared it yet."""
@@ -198,7 +252,15 @@ class SlackGateway:
 
     def download(self, url: str, *, external: bool = False, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Fetch a user's file. The bot token goes only to Slack's file host (or the overridden API host),
-        never to another host, never across a redirect to one, and never for external (remote) files."""
+        never to another host, never across a redirect to one, and never for external (remote) files.
+
+        Every failure is an ``AttachmentError`` (the caller names the file), never a crash of the job."""
+        try:
+            return self._download(url, external=external, max_bytes=max_bytes)
+        except httpx.HTTPError as err:
+            raise AttachmentError(f"downloading it failed ({type(err).__name__})") from err
+
+    def _download(self, url: str, *, external: bool, max_bytes: int) -> bytes:
         for _ in range(4):
             allowed = not external and _origin(url) in self._token_origins
             headers = {"authorization": f"Bearer {self.client.token}"} if allowed else {}
@@ -209,9 +271,9 @@ class SlackGateway:
                     url = urljoin(url, response.headers.get("location", ""))
                     continue
                 if response.status_code != 200:
-                    raise AttachmentError(f"Slack answered {response.status_code} when I downloaded it")
-                size = int(response.headers.get("content-length") or 0)
-                if size > max_bytes:
+                    raise AttachmentError(f"downloading it failed (HTTP {response.status_code})")
+                declared = response.headers.get("content-length") or "0"
+                if declared.isdigit() and int(declared) > max_bytes:
                     raise AttachmentError(f"it is larger than {max_bytes // 1_048_576} MB")
                 chunks: list[bytes] = []
                 total = 0
@@ -221,4 +283,4 @@ class SlackGateway:
                         raise AttachmentError(f"it is larger than {max_bytes // 1_048_576} MB")
                     chunks.append(chunk)
                 return b"".join(chunks)
-        raise AttachmentError("Slack redirected the download too many times")
+        raise AttachmentError("the download was redirected too many times")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest, BoltResponse
+from slack_bolt.request.internals import build_context
 
 from bot import messages
 from bot.intake import Intake
@@ -14,6 +17,18 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, intake: Intake) -> None:
+    @app.middleware
+    def read_the_whole_form(req: BoltRequest, next: Callable[[], BoltResponse]) -> None:
+        """Bolt 1.30 reads any form body that contains the text "payload" anywhere as an interaction
+        (``payload=<json>``) and, finding no such field, as empty: ``/banana a rocket payload bay``, or any
+        command from a channel named ``#payload-…``, would be dropped without a word. Read it again."""
+        if req.mode == "http" and not req.body and "payload" in req.raw_body:
+            form = dict(parse_qsl(req.raw_body, keep_blank_values=True))
+            if "command" in form and "payload" not in form:
+                req.body = form
+                build_context(req.context, form)
+        next()
+
     @app.command("/banana")
     def banana(ack: Ack, command: dict[str, Any]) -> None:
         try:

@@ -9,13 +9,16 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from handlers.errors import screen_requests
+
 StartResponse = Callable[..., Any]
 
 
 def wsgi_app(
     app: App, *, healthy: Callable[[], bool]
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    slack = SlackRequestHandler(app, path="/slack/events")
+    # 401 / 400 for requests Bolt cannot parse (it would raise, and waitress would answer 500)
+    slack = screen_requests(SlackRequestHandler(app, path="/slack/events"))
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -1280,6 +1280,13 @@ class FakeGemini:
         with self._cond:
             return list(self._faults)
 
+    def clear_faults(self) -> list[Fault]:
+        """Drop the faults no request has consumed yet, and return them (so one app can serve many cases)."""
+        with self._cond:
+            dropped = list(self._faults)
+            self._faults.clear()
+            return dropped
+
     def retire(self, model_id: str) -> None:
         """From now on ``model_id`` answers 404, like a shut-down model."""
         with self._cond:

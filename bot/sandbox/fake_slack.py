@@ -10,7 +10,9 @@ It also plays Slack's side towards the app: ``send_command``/``send_event``/``se
 or as envelopes over the WebSocket (Socket Mode), and return what the app answered.
 
 Everything the bot does is recorded (``calls``, ``messages``, ``uploads``, ``downloads``, ``responses`` ...)
-and ``wait_for`` blocks on a condition variable until a predicate holds, so tests never sleep.
+and ``wait_for`` blocks on a condition variable until a predicate holds, so tests never sleep. ``fail``
+scripts errors; ``hold`` keeps a method's responses back until released, to freeze the app at an exact
+point (e.g. to kill it after an upload and before it hears about it).
 
 Slack quirks reproduced on purpose (see the reference fact sheet):
 
@@ -61,6 +63,7 @@ __all__ = [
     "Delivery",
     "Download",
     "FakeSlack",
+    "Hold",
     "Response",
     "Upload",
 ]
@@ -244,6 +247,53 @@ class _ResponseUrl:
     user_id: str | None
     created: float
     uses: int = 0
+
+
+class Hold:
+    """Responses of one Web API method held back: see ``FakeSlack.hold``.
+
+    The call is recorded and carried out (its effects are visible) as it arrives; only the HTTP response
+    waits until ``release()`` (or the end of the ``with`` block, or ``FakeSlack.stop``)."""
+
+    def __init__(self, owner: FakeSlack, method: str) -> None:
+        self._owner = owner
+        self.method = method
+        self._released = threading.Event()
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        """How many calls have arrived (and been held) so far."""
+        with self._owner._cond:
+            return self._held
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def wait_for_call(self, n: int = 1, timeout: float = 15.0) -> None:
+        """Block until at least ``n`` calls are being held (their effects have happened)."""
+        self._owner.wait_for(lambda: self.held >= n, timeout)
+
+    def release(self) -> None:
+        """Let the held responses (and every later call of the method) through."""
+        with self._owner._cond:
+            if self._owner._holds.get(self.method) is self:
+                del self._owner._holds[self.method]
+            self._owner._changed()
+        self._released.set()
+
+    def _block(self) -> None:
+        with self._owner._cond:
+            self._held += 1
+            self._owner._changed()
+        self._released.wait()
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
 
 @dataclass
@@ -516,6 +566,7 @@ class FakeSlack:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._external_paths: dict[str, tuple[bytes, str]] = {}
         self._tickets: set[str] = set()
+        self._holds: dict[str, Hold] = {}
 
         self._server = ServerThread(_make_handler(self, self._route), name="fake-slack")
         self._external = ServerThread(_make_handler(self, self._route_external), name="fake-slack-external")
@@ -560,6 +611,10 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        with self._cond:
+            holds = list(self._holds.values())
+        for hold in holds:
+            hold.release()
         with self._cond:
             server, thread = self._ws_server, self._ws_thread
             connections = list(self._ws_connections)
@@ -636,6 +691,24 @@ class FakeSlack:
             if real_name is not None:
                 user["real_name"] = real_name
             user.update(fields)
+
+    def hold(self, method: str) -> Hold:
+        """Hold back the responses of ``method`` (e.g. ``"files.info"``) until released, to freeze the app
+        at a precise point::
+
+            with fake.hold("files.info") as held:
+                held.wait_for_call()  # the app is now waiting for files.info
+                app.kill()
+            # released here; later calls are answered at once
+
+        Each call is recorded and carried out when it arrives (scripted faults apply as usual); only its
+        response waits. One hold per method at a time."""
+        with self._cond:
+            if method in self._holds:
+                raise ValueError(f"{method} is already held")
+            hold = Hold(self, method)
+            self._holds[method] = hold
+            return hold
 
     def fail(
         self,
@@ -1235,7 +1308,13 @@ class FakeSlack:
     def _route(self, req: _Request) -> _Reply:
         path = req.path
         if path.startswith("/api/"):
-            return self._handle_api(req, path[len("/api/") :])
+            method = path[len("/api/") :]
+            with self._cond:
+                hold = self._holds.get(method)
+            reply = self._handle_api(req, method)
+            if hold is not None:
+                hold._block()
+            return reply
         if path.startswith("/upload/") and req.method == "POST":
             return self._handle_upload(req, path[len("/upload/") :])
         if path.startswith("/response/") and req.method == "POST":

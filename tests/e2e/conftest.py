@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,3 +91,119 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 def any_db_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
     """A stack whose app is not started yet, on SQLite and (when configured) PostgreSQL."""
     yield from make_stack(tmp_path, request.param)
+
+
+@pytest.fixture
+def pg_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack on a fresh PostgreSQL database whose app is not started yet; skipped without PostgreSQL."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL")
+    yield from make_stack(tmp_path, "postgresql")
+
+
+class TcpProxy:
+    """A loopback TCP proxy (127.0.0.1:``port`` → ``target``) that can be cut and restored, to take a
+    server away from the app without touching the server itself.
+
+    ``cut()`` closes the listener and every open connection (both sides), so the app sees its connections
+    drop and new ones refused; ``restore()`` listens again on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._stop = threading.Event()
+        self._acceptor: threading.Thread | None = None
+        self.connections = 0  # accepted so far
+
+    def __enter__(self) -> TcpProxy:
+        self.restore()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cut()
+
+    @property
+    def up(self) -> bool:
+        return self._listener is not None
+
+    def restore(self) -> None:
+        assert self._listener is None, "the proxy is already up"
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.05)  # so the accept loop notices cut() promptly
+        self.port = listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._listener = listener
+        self._acceptor = threading.Thread(
+            target=self._accept, args=(listener, self._stop), name="tcp-proxy", daemon=True
+        )
+        self._acceptor.start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        self._stop.set()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
+        listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+        for sock in sockets:
+            _close_hard(sock)
+
+    def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _close_hard(client)
+                continue
+            with self._lock:
+                if stop.is_set():
+                    _close_hard(client)
+                    _close_hard(upstream)
+                    return
+                self._sockets.update((client, upstream))
+                self.connections += 1
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(
+                    target=self._pump, args=(src, dst), name="tcp-proxy-pump", daemon=True
+                ).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.discard(src)
+                self._sockets.discard(dst)
+            _close_hard(src)
+            _close_hard(dst)
+
+
+def _close_hard(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -50,6 +50,7 @@ def test_slash_command_posts_a_root_and_uploads_the_image_into_its_thread(stack:
     assert call.model == "gemini-3.1-flash-image"
     assert call.body["generationConfig"]["imageConfig"] == {"aspectRatio": "4:5"}
     assert "candidateCount" not in call.body["generationConfig"]
+    stack.slack.wait_for(lambda: stack.slack.calls_to("files.info"))  # the share check follows the upload
     methods = {c.method for c in stack.slack.calls}
     assert "files.upload" not in methods
     assert {"files.getUploadURLExternal", "files.completeUploadExternal", "files.info"} <= methods
