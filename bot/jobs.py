@@ -250,6 +250,11 @@ class JobRunner:
     def _save_answer(self, ctx: Context, generated: Generated, elapsed: float) -> int:
         with self._sessions() as session:
             turn = store.save_model_turn(session, ctx.conversation, generated)
+            if ctx.conversation.aspect_ratio is None:
+                # Without --ar Gemini picks the shape (from the references, else square); keep it for the
+                # edits that follow, or "make it blue" could come back in another shape.
+                ratio = store.keep_result_shape(session, ctx.conversation, turn)
+                ctx.conversation.aspect_ratio = ratio
             if not queue.set_stage(
                 session,
                 ctx.lease,

@@ -6,6 +6,7 @@ and users can name any full ``gemini-…`` model ID; capabilities are then infer
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +76,18 @@ def family_of(model_id: str) -> Family:
         if model_id.startswith(prefix):
             return family
     return GENERIC
+
+
+def closest_ratio(width: int, height: int, ratios: tuple[str, ...]) -> str | None:
+    """The aspect ratio in ``ratios`` nearest to ``width``×``height`` (compared in log space)."""
+    if width <= 0 or height <= 0 or not ratios:
+        return None
+
+    def distance(ratio: str) -> float:
+        w, h = (int(x) for x in ratio.split(":"))
+        return abs(math.log((width / height) / (w / h)))
+
+    return min(ratios, key=distance)
 
 
 class Catalog:

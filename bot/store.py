@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot import history
 from bot.gemini import Generated
 from bot.images import ImageInfo, inspect
+from bot.models import closest_ratio, family_of
 from bot.options import Request
 from bot.schema import Blob, Conversation, Job, SlackEvent, Turn
 
@@ -201,6 +202,16 @@ def save_model_turn(session: Session, conversation: Conversation, generated: Gen
     session.add(turn)
     session.flush()
     return turn
+
+
+def keep_result_shape(session: Session, conversation: Conversation, turn: Turn) -> str | None:
+    """Record the aspect ratio of ``turn``'s image on the conversation, if it has none yet."""
+    blob = final_image(session, turn)
+    ratio = closest_ratio(blob.width or 0, blob.height or 0, family_of(conversation.model_id).aspect_ratios)
+    row = session.get(Conversation, conversation.id)
+    if row is not None and row.aspect_ratio is None and ratio is not None:
+        row.aspect_ratio = ratio
+    return ratio
 
 
 def final_image(session: Session, turn: Turn) -> Blob:

@@ -93,7 +93,8 @@ def test_thread_replies_replay_history_with_exact_signatures_and_run_in_order(st
     assert third.body["contents"][-1]["parts"] == [{"text": "same but from above"}]
     # Conversation options carry over: Pro at 2K.
     assert third.model == "gemini-3-pro-image"
-    assert third.body["generationConfig"]["imageConfig"] == {"imageSize": "2K"}
+    # ... and the shape of the first result (square: no --ar and no reference) is kept explicitly.
+    assert third.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "2K"}
     # The blue edit is blue (the stand-in paints the background with the newest colour word).
     r, g, b = picture(uploads[1].data).convert("RGB").getpixel((picture(uploads[1].data).width - 5, 5))
     assert b > r and b > g
@@ -299,3 +300,18 @@ def test_unsigned_or_stale_requests_are_rejected_and_healthz_answers(stack: Stac
     health = httpx.get(f"{stack.app.url}/healthz")
     assert health.status_code == 200 and health.json() == {"ok": True}
     assert stack.gemini.requests == []
+
+
+def test_edits_keep_the_shape_gemini_chose_when_no_ratio_was_given(stack: Stack) -> None:
+    wide = png(size=(1600, 900), color="teal")
+    file = stack.slack.host_file(wide, name="wide.png", mimetype="image/png")
+    [mention, _] = stack.slack.post_user_message(
+        channel=CHANNEL, text=f"<@{stack.slack.bot_user_id}> turn this into a poster", files=[file]
+    )
+    assert mention.event is not None
+    [first] = stack.uploads(1)
+    assert picture(first.data).size == (1376, 768)  # Gemini matched the reference: 16:9
+    stack.slack.post_user_message(channel=CHANNEL, text="make it blue", thread_ts=mention.event["ts"])
+    second = stack.uploads(2)[1]
+    assert stack.gemini.requests[1].body["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}
+    assert picture(second.data).size == (1376, 768)

@@ -79,3 +79,12 @@ def test_help_and_mentions() -> None:
 def test_operator_can_remap_aliases() -> None:
     catalog = Catalog({"nano-banana-2": "gemini-3.2-flash-image"})
     assert catalog.resolve("nb2").model_id == "gemini-3.2-flash-image"
+
+
+def test_closest_ratio() -> None:
+    from bot.models import STANDARD_RATIOS, closest_ratio
+
+    assert closest_ratio(1376, 768, STANDARD_RATIOS) == "16:9"
+    assert closest_ratio(928, 1152, STANDARD_RATIOS) == "4:5"
+    assert closest_ratio(640, 480, STANDARD_RATIOS) == "4:3"
+    assert closest_ratio(0, 10, STANDARD_RATIOS) is None
