@@ -2,6 +2,7 @@
 
     BananaError
     ├── ConfigError                 missing or invalid configuration (stops the program)
+    ├── GaveUp                      a job that kept failing is stopped, not retried forever
     ├── UserInputError              the request itself is wrong; nothing is spent
     │   ├── OptionError             unknown option, bad --ar/--size/--model, empty or huge prompt
     │   └── AttachmentError         an attached file that can't be used as a reference image
@@ -79,10 +80,26 @@ class GeminiBadRequest(GeminiError):
 class GeminiUnavailable(GeminiError):
     """Transient trouble that outlived the retry budget (rate limits, overload, timeouts, bad bodies)."""
 
-    def __init__(self, message: str, *, rate_limited: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        rate_limited: bool = False,
+        retry_after: float | None = None,
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(message)
         self.rate_limited = rate_limited
         self.retry_after = retry_after
+        self.timed_out = timed_out
+
+
+class GaveUp(BananaError):
+    """A job that kept failing (crashes, lapsed leases) is stopped instead of being retried forever."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"gave up after {attempts} attempts")
+        self.attempts = attempts
 
 
 class SlackError(BananaError):

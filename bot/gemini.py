@@ -229,9 +229,13 @@ class GeminiClient:
                     content=payload,
                     headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
                 )
-            except httpx.TimeoutException:
-                last = GeminiUnavailable("Gemini did not answer in time")
-                continue
+            except (httpx.ConnectTimeout, httpx.PoolTimeout):
+                last = GeminiUnavailable("Gemini could not be reached in time")
+                continue  # the request was never sent: safe to send again
+            except httpx.TimeoutException as err:
+                # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
+                # could pay twice. Give up instead; the person can ask again.
+                raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
             except httpx.TransportError as err:
                 last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                 continue

@@ -20,6 +20,16 @@ class TurnData:
     seq: int
     role: str
     parts: list[dict[str, Any]]
+    foreign: bool = False  # a model turn made by another model than the one being called
+
+
+def as_user_image(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Another model's answer: its signatures mean nothing to this model (and it may have none), so its
+    final image goes back as a user part, as Google advises for images the model did not make."""
+    images = [p for p in parts if "inlineData" in p and not p.get("thought")]
+    if not images:
+        return []
+    return [{"text": "The image so far:"}, {"inlineData": images[-1]["inlineData"]}]
 
 
 def select(turns: Sequence[TurnData], *, recent: int = RECENT_EXCHANGES) -> list[TurnData]:
@@ -34,7 +44,13 @@ def select(turns: Sequence[TurnData], *, recent: int = RECENT_EXCHANGES) -> list
             exchanges.append((turn, earlier[i + 1]))
     first = turns[0]
     window = exchanges[-recent:] if recent > 0 else []
-    chosen: list[TurnData] = [] if (window and window[0][0] is first) or first is current else [first]
+    chosen: list[TurnData] = []
+    if not (window and window[0][0] is first) and first is not current:
+        if not (len(turns) > 1 and turns[1].role == "model"):
+            # The brief was never answered (refused): its references stay, its words would be refused again.
+            first = TurnData(first.seq, first.role, [p for p in first.parts if "text" not in p])
+        if first.parts:
+            chosen.append(first)
     for user, model in window:
         chosen += [user, model]
     chosen.append(current)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import messages, queue, store
 from bot.errors import OptionError
-from bot.models import Catalog
+from bot.models import Catalog, Model, family_of
 from bot.options import Request, is_help, parse_request, strip_mentions
 from bot.schema import Conversation, Job
 
@@ -136,18 +136,18 @@ class Intake:
         except OptionError as err:
             return messages.for_error(err)
         with self._sessions.begin() as session:
-            conversation = store.start_conversation(
+            job = self._open(
                 session,
+                None,
+                request,
                 team_id=team_id,
                 channel_id=channel_id,
                 thread_ts=None,
                 origin="command",
                 user_id=user_id,
-                request=request,
                 response_url=response_url,
-            )
-            job = self._enqueue(
-                session, conversation, user_id=user_id, prompt=request.prompt, files=[], slack_ts=None
+                files=[],
+                slack_ts=None,
             )
             ahead = queue.position(session, job)
         self._on_enqueued()
@@ -173,7 +173,7 @@ class Intake:
             if not store.claim_delivery(session, team_id=message.team_id, keys=keys):
                 log.info("duplicate delivery of %s ignored", message.dedupe_key)
                 return Outcome(duplicate=True)
-            base = _request_of(conversation, self.catalog) if conversation else None
+            base = _request_of(conversation) if conversation else None
             try:
                 request = parse_request(
                     strip_mentions(message.text),
@@ -188,23 +188,16 @@ class Intake:
                 return Outcome(
                     reply=messages.for_error(OptionError("Tell me what to change, e.g. `make it blue`."))
                 )
-            if conversation is None:
-                conversation = store.start_conversation(
-                    session,
-                    team_id=message.team_id,
-                    channel_id=message.channel_id,
-                    thread_ts=message.thread_ts or message.ts,
-                    origin="dm" if message.is_dm else "mention",
-                    user_id=message.user_id,
-                    request=request,
-                )
-            else:
-                store.update_options(conversation, request)
-            job = self._enqueue(
+            job = self._open(
                 session,
                 conversation,
+                request,
+                team_id=message.team_id,
+                channel_id=message.channel_id,
+                thread_ts=message.thread_ts or message.ts,
+                origin="dm" if message.is_dm else "mention",
                 user_id=message.user_id,
-                prompt=request.prompt,
+                response_url=None,
                 files=message.files,
                 slack_ts=message.ts,
             )
@@ -230,53 +223,73 @@ class Intake:
             conversation = store.find_conversation(
                 session, team_id=team_id, channel_id=channel_id, thread_ts=thread_ts
             )
-            base = _request_of(conversation, self.catalog) if conversation else None
+            base = _request_of(conversation) if conversation else None
             try:
                 request = parse_request(
                     text, catalog=self.catalog, default_model=self.default_model, base=base
                 )
             except OptionError as err:
                 return Outcome(reply=str(err))
-            if conversation is None:
-                conversation = store.start_conversation(
-                    session,
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    thread_ts=thread_ts,
-                    origin="shortcut",
-                    user_id=user_id,
-                    request=request,
-                    response_url=response_url,
-                )
-            else:
-                store.update_options(conversation, request)
-                conversation.response_url = response_url or conversation.response_url
-            job = self._enqueue(
-                session, conversation, user_id=user_id, prompt=request.prompt, files=files, slack_ts=None
+            job = self._open(
+                session,
+                conversation,
+                request,
+                team_id=team_id,
+                channel_id=channel_id,
+                thread_ts=thread_ts,
+                origin="shortcut",
+                user_id=user_id,
+                response_url=response_url,
+                files=files,
+                slack_ts=None,
             )
             job_id = job.id
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
     @staticmethod
-    def _enqueue(
+    def _open(
         session: Session,
-        conversation: Conversation,
+        conversation: Conversation | None,
+        request: Request,
         *,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str | None,
+        origin: str,
         user_id: str,
-        prompt: str,
+        response_url: str | None,
         files: list[dict[str, Any]],
         slack_ts: str | None,
     ) -> Job:
+        """Start the conversation (or make ``request``'s options its new defaults) and queue the turn."""
+        if conversation is None:
+            conversation = store.start_conversation(
+                session,
+                team_id=team_id,
+                channel_id=channel_id,
+                thread_ts=thread_ts,
+                origin=origin,
+                user_id=user_id,
+                request=request,
+                response_url=response_url,
+            )
+        else:
+            store.update_options(conversation, request)
+            conversation.response_url = response_url or conversation.response_url
         turn = store.add_user_turn(
-            session, conversation, user_id=user_id, text=prompt, files=files, slack_ts=slack_ts
+            session, conversation, user_id=user_id, text=request.prompt, files=files, slack_ts=slack_ts
         )
-        return store.enqueue(session, conversation, turn, requested_by=user_id)
+        return store.enqueue(session, conversation, turn, requested_by=user_id, request=request)
 
 
-def _request_of(conversation: Conversation, catalog: Catalog) -> Request:
-    model = catalog.resolve(conversation.model_id)
-    model = type(model)(model_id=conversation.model_id, label=conversation.model_label, family=model.family)
+def _request_of(conversation: Conversation) -> Request:
+    """The conversation's current model and options, as the base for parsing a reply."""
+    model = Model(
+        model_id=conversation.model_id,
+        label=conversation.model_label,
+        family=family_of(conversation.model_id),
+    )
     return Request(
         prompt="", model=model, aspect_ratio=conversation.aspect_ratio, image_size=conversation.image_size
     )

@@ -21,13 +21,14 @@ from bot.errors import (
     AttachmentError,
     BananaError,
     ChannelArchived,
+    GaveUp,
     NotInChannel,
     SlackDeliveryFailed,
     SlackError,
     SlackUnavailable,
 )
 from bot.gemini import GeminiClient, Generated, build_request
-from bot.images import check_declared, extension, normalise_reference
+from bot.images import ImageInfo, check_declared, extension, normalise_reference
 from bot.models import family_of
 from bot.queue import Lease
 from bot.schema import Conversation, Job, Turn
@@ -36,6 +37,7 @@ from bot.slack import SlackGateway
 log = logging.getLogger(__name__)
 
 
+MAX_ATTEMPTS = 8  # claims of one job, crashes and Slack retries included, before it is given up
 SAVE_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, None)  # ~15 s of database trouble before the answer is given up
 
 
@@ -49,6 +51,28 @@ class Context:
     conversation: Conversation
     turn: Turn
     lease: Lease
+
+    # The job's own model and options (fixed when it was queued); rows from before they were recorded, and
+    # a job queued before the first result fixed the shape, fall back to the conversation's.
+    @property
+    def model_id(self) -> str:
+        return self.job.model_id or self.conversation.model_id
+
+    @property
+    def model_label(self) -> str:
+        return self.job.model_label or self.conversation.model_label
+
+    @property
+    def aspect_ratio(self) -> str | None:
+        ratio = self.job.aspect_ratio or self.conversation.aspect_ratio
+        return ratio if ratio in family_of(self.model_id).aspect_ratios else None
+
+    @property
+    def image_size(self) -> str | None:
+        return self.job.image_size if self.job.model_id else self.conversation.image_size
+
+    def summary(self) -> str:
+        return " · ".join(x for x in (self.model_label, self.aspect_ratio, self.image_size) if x)
 
 
 class JobRunner:
@@ -69,6 +93,8 @@ class JobRunner:
         ctx = self._load(lease)
         slack = self._slack(ctx.job.team_id)
         try:
+            if lease.attempt > MAX_ATTEMPTS:
+                raise GaveUp(lease.attempt - 1)  # e.g. it crashes the process every time: stop the loop
             self._ensure_thread(ctx, slack)
             self._ensure_status(ctx, slack)
             self._ensure_references(ctx, slack)
@@ -128,10 +154,7 @@ class JobRunner:
         if conversation.thread_ts:
             return
         prompt = next((p["text"] for p in ctx.turn.parts if "text" in p), "")
-        summary = " · ".join(
-            x for x in (conversation.model_label, conversation.aspect_ratio, conversation.image_size) if x
-        )
-        text = messages.root_message(user_id=ctx.job.requested_by, prompt=prompt, summary=summary)
+        text = messages.root_message(user_id=ctx.job.requested_by, prompt=prompt, summary=ctx.summary())
         try:
             ts = slack.post(conversation.channel_id, text)
         except NotInChannel:
@@ -150,9 +173,7 @@ class JobRunner:
         if ctx.job.status_ts:
             return
         conversation = ctx.conversation
-        summary = " · ".join(
-            x for x in (conversation.model_label, conversation.aspect_ratio, conversation.image_size) if x
-        )
+        summary = ctx.summary()
         editing = ctx.turn.seq > 0
         ts = slack.post(
             conversation.channel_id,
@@ -165,44 +186,24 @@ class JobRunner:
         pending = [p for p in ctx.turn.parts if "slackFile" in p]
         if not pending:
             return
-        limit = family_of(ctx.conversation.model_id).max_reference_images
+        limit = family_of(ctx.model_id).max_reference_images
         if len(pending) > limit:
             raise AttachmentError(
-                f"{len(pending)} images are attached but "
-                f"`{ctx.conversation.model_label}` takes at most {limit}"
+                f"{len(pending)} images are attached but `{ctx.model_label}` takes at most {limit}"
             )
+        # Download and check everything first, with no transaction open: on SQLite an open write would hold
+        # the database lock (and every listener's ack) for as long as the downloads take.
+        fetched = [
+            self._fetch_reference(dict(p["slackFile"]), slack) if "slackFile" in p else None
+            for p in ctx.turn.parts
+        ]
         parts: list[dict[str, Any]] = []
         with self._sessions() as session:
-            for part in ctx.turn.parts:
-                if "slackFile" not in part:
+            for part, reference in zip(ctx.turn.parts, fetched, strict=True):
+                if reference is None:
                     parts.append(part)
                     continue
-                file = dict(part["slackFile"])
-                if file.get("file_access") == "check_file_info" or not file.get("url_private"):
-                    try:  # Slack Connect stubs (and deleted files) carry no URLs
-                        file = slack.file_info(str(file["id"]))
-                    except SlackUnavailable:
-                        raise  # Slack trouble that may pass: the job is tried again later
-                    except SlackDeliveryFailed as err:  # file_not_found, file_deleted, …
-                        raise AttachmentError(
-                            f"Slack wouldn't give me the file `{file.get('name') or file['id']}` ({err.code})"
-                        ) from err
-                name = str(file.get("name") or file.get("id") or "attachment")
-                if file.get("is_external") or file.get("mode") == "external":
-                    # A remote file's URL can point anywhere (including this network): not fetched at all.
-                    raise AttachmentError(
-                        f"`{name}` is a link to a file stored outside Slack; "
-                        "download it and attach the image itself"
-                    )
-                check_declared(name=name, mimetype=file.get("mimetype"), size=file.get("size"))
-                url = str(file.get("url_private_download") or file.get("url_private") or "")
-                if not url:
-                    raise AttachmentError(f"Slack gave me no way to download `{name}`")
-                try:
-                    raw = slack.download(url)
-                except AttachmentError as err:
-                    raise AttachmentError(f"`{name}`: {err}") from err
-                data, mime, info = normalise_reference(raw, name=name)
+                data, mime, info = reference
                 blob = store.save_blob(session, team_id=ctx.job.team_id, data=data, info=info)
                 parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
             turn = session.get(Turn, ctx.turn.id)
@@ -211,15 +212,41 @@ class JobRunner:
             session.commit()
         ctx.turn.parts = parts
 
+    @staticmethod
+    def _fetch_reference(file: dict[str, Any], slack: SlackGateway) -> tuple[bytes, str, ImageInfo]:
+        """One attachment: looked up if it is a stub, checked by what Slack says, downloaded, normalised."""
+        if file.get("file_access") == "check_file_info" or not file.get("url_private"):
+            try:  # Slack Connect stubs (and deleted files) carry no URLs
+                file = slack.file_info(str(file["id"]))
+            except SlackUnavailable:
+                raise  # Slack trouble that may pass: the job is tried again later
+            except SlackDeliveryFailed as err:  # file_not_found, file_deleted, …
+                raise AttachmentError(
+                    f"Slack wouldn't give me the file `{file.get('name') or file['id']}` ({err.code})"
+                ) from err
+        name = str(file.get("name") or file.get("id") or "attachment")
+        if file.get("is_external") or file.get("mode") == "external":
+            # A remote file's URL can point anywhere (including this network): not fetched at all.
+            raise AttachmentError(
+                f"`{name}` is a link to a file stored outside Slack; download it and attach the image itself"
+            )
+        check_declared(name=name, mimetype=file.get("mimetype"), size=file.get("size"))
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+        if not url:
+            raise AttachmentError(f"Slack gave me no way to download `{name}`")
+        try:
+            raw = slack.download(url)
+        except AttachmentError as err:
+            raise AttachmentError(f"`{name}`: {err}") from err
+        return normalise_reference(raw, name=name)
+
     def _ensure_generated(self, ctx: Context, slack: SlackGateway) -> None:
         if ctx.job.result_turn_id is not None:
             return
         conversation = ctx.conversation
         with self._sessions() as session:
-            contents = store.contents_for(session, conversation, up_to=ctx.turn)
-        body = build_request(
-            contents, aspect_ratio=conversation.aspect_ratio, image_size=conversation.image_size
-        )
+            contents = store.contents_for(session, conversation, up_to=ctx.turn, model_id=ctx.model_id)
+        body = build_request(contents, aspect_ratio=ctx.aspect_ratio, image_size=ctx.image_size)
         started = time.monotonic()
 
         def show_retry(reason: str, seconds: float) -> None:
@@ -230,7 +257,7 @@ class JobRunner:
                     )
                 )
 
-        generated = self._gemini.generate(conversation.model_id, body, on_retry=show_retry)
+        generated = self._gemini.generate(ctx.model_id, body, on_retry=show_retry)
         elapsed = time.monotonic() - started
         # The answer is paid for: a database blip now must not throw it away (a re-run would pay again).
         for wait in SAVE_RETRY_WAITS:
@@ -250,10 +277,10 @@ class JobRunner:
     def _save_answer(self, ctx: Context, generated: Generated, elapsed: float) -> int:
         with self._sessions() as session:
             turn = store.save_model_turn(session, ctx.conversation, generated)
-            if ctx.conversation.aspect_ratio is None:
+            if ctx.aspect_ratio is None:
                 # Without --ar Gemini picks the shape (from the references, else square); keep it for the
                 # edits that follow, or "make it blue" could come back in another shape.
-                ratio = store.keep_result_shape(session, ctx.conversation, turn)
+                ratio = store.keep_result_shape(session, ctx.conversation, turn, model_id=ctx.model_id)
                 ctx.conversation.aspect_ratio = ratio
             if not queue.set_stage(
                 session,

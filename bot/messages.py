@@ -6,6 +6,7 @@ from bot.errors import (
     AttachmentError,
     BananaError,
     ChannelArchived,
+    GaveUp,
     GeminiAuthError,
     GeminiBadRequest,
     GeminiModelUnavailable,
@@ -172,9 +173,19 @@ def for_error(err: BaseException, *, model: str | None = None) -> str:
                 minutes = round(err.retry_after / 60)
                 wait = f"in about {minutes} minute{'s' if minutes != 1 else ''} (Gemini's quota resets then)"
             return f"⏳ Gemini is rate limiting us right now, so nothing was generated. Try again {wait}."
+        if err.timed_out:
+            return (
+                "⏳ Gemini didn't answer in time. I didn't send the request again, so you aren't charged "
+                "twice if it was still working on it; please try again (a smaller `--size` is quicker)."
+            )
         return (
             f"⏳ Gemini is having trouble right now — {err}. Nothing was generated; "
             "please try again in a few minutes."
+        )
+    if isinstance(err, GaveUp):
+        return (
+            f"💥 This request failed {err.attempts} times in a row, so I stopped trying. "
+            "Please try again; if it keeps happening, tell the bot's admins."
         )
     if isinstance(err, NotInChannel):
         return "⚠️ I'm not a member of this channel. Invite me with `/invite @banana` and try again."

@@ -115,6 +115,12 @@ class Job(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     turn_id: Mapped[int] = mapped_column(ForeignKey("turn.id", ondelete="CASCADE"))
     requested_by: Mapped[str] = mapped_column(String(32))
+    # The model and options this job was asked with, fixed when it is queued: a later reply that changes
+    # them must not change a job that is still waiting. NULL on rows from before 0002: use the conversation's.
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    model_label: Mapped[str | None] = mapped_column(String(128))
+    aspect_ratio: Mapped[str | None] = mapped_column(String(8))
+    image_size: Mapped[str | None] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     stage: Mapped[str] = mapped_column(String(16), default="new")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

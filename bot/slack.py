@@ -19,7 +19,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
 )
 
 from bot.errors import (
@@ -43,7 +42,12 @@ _TRANSIENT = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "s
 
 
 def web_client(*, token: str, base_url: str) -> WebClient:
-    """A WebClient that retries connection errors, 429s (after Retry-After) and 5xx a few times."""
+    """A WebClient that retries connection errors and 429s (after Retry-After).
+
+    Not 5xx: Slack may have posted the message before its edge failed, and a blind resend of
+    chat.postMessage or files.completeUploadExternal would post twice. A 5xx becomes SlackUnavailable and
+    the job, which knows what it already did (checkpoints, files.info), tries again later.
+    """
     return WebClient(
         token=token,
         base_url=base_url,
@@ -51,7 +55,6 @@ def web_client(*, token: str, base_url: str) -> WebClient:
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
         ],
     )
 
@@ -96,7 +99,8 @@ def translate(err: SlackApiError, method: str) -> SlackError:
             code,
             method=method,
             retry_after=_retry_after(err.response.headers) if status == 429 else None,
-            settled=status < 500 and code != "unexpected_response",
+            # Only a rate limit surely did nothing; internal_error/fatal_error may have half-happened.
+            settled=status == 429 or code in {"ratelimited", "rate_limited"},
         )
     if code in _NOT_IN_CHANNEL:
         return NotInChannel(code, method=method)

@@ -143,12 +143,19 @@ def _file_ref(file: dict[str, Any]) -> dict[str, Any]:
     return {k: file[k] for k in _FILE_FIELDS if k in file}
 
 
-def enqueue(session: Session, conversation: Conversation, turn: Turn, *, requested_by: str) -> Job:
+def enqueue(
+    session: Session, conversation: Conversation, turn: Turn, *, requested_by: str, request: Request
+) -> Job:
+    """Queue ``turn``, fixing the model and options it is answered with."""
     job = Job(
         team_id=conversation.team_id,
         conversation_id=conversation.id,
         turn_id=turn.id,
         requested_by=requested_by,
+        model_id=request.model.model_id,
+        model_label=request.model.label,
+        aspect_ratio=request.aspect_ratio,
+        image_size=request.image_size,
     )
     session.add(job)
     session.flush()
@@ -204,10 +211,12 @@ def save_model_turn(session: Session, conversation: Conversation, generated: Gen
     return turn
 
 
-def keep_result_shape(session: Session, conversation: Conversation, turn: Turn) -> str | None:
+def keep_result_shape(
+    session: Session, conversation: Conversation, turn: Turn, *, model_id: str
+) -> str | None:
     """Record the aspect ratio of ``turn``'s image on the conversation, if it has none yet."""
     blob = final_image(session, turn)
-    ratio = closest_ratio(blob.width or 0, blob.height or 0, family_of(conversation.model_id).aspect_ratios)
+    ratio = closest_ratio(blob.width or 0, blob.height or 0, family_of(model_id).aspect_ratios)
     row = session.get(Conversation, conversation.id)
     if row is not None and row.aspect_ratio is None and ratio is not None:
         row.aspect_ratio = ratio
@@ -223,11 +232,14 @@ def final_image(session: Session, turn: Turn) -> Blob:
     raise LookupError(f"turn {turn.id} has no image")
 
 
-def contents_for(session: Session, conversation: Conversation, *, up_to: Turn) -> list[dict[str, Any]]:
-    """The ``contents`` of the request that answers ``up_to``, bounded by ``bot.history``.
+def contents_for(
+    session: Session, conversation: Conversation, *, up_to: Turn, model_id: str
+) -> list[dict[str, Any]]:
+    """The ``contents`` of the request that answers ``up_to`` with ``model_id``, bounded by ``bot.history``.
 
-    Each user turn is followed by the model turn its job produced. Ordering by ``seq`` alone would be
-    wrong: two quick replies are both stored before the first one's answer exists.
+    Each user turn is followed by the answer its job delivered (jobs that failed don't count: nobody saw
+    their image). Ordering by ``seq`` alone would be wrong: two quick replies are both stored before the
+    first one's answer exists. Answers from another model are replayed as a user image.
     """
     users = session.scalars(
         select(Turn)
@@ -235,23 +247,26 @@ def contents_for(session: Session, conversation: Conversation, *, up_to: Turn) -
         .order_by(Turn.seq)
     ).all()
     answers = session.execute(
-        select(Job.turn_id, Turn)
+        select(Job.turn_id, Job.model_id, Turn)
         .join(Turn, Turn.id == Job.result_turn_id)
-        .where(Job.conversation_id == conversation.id)
+        .where(Job.conversation_id == conversation.id, Job.state == "done")
     ).all()
-    answered = {turn_id: turn for turn_id, turn in answers}
-    ordered: list[Turn] = []
+    answered = {turn_id: (maker or conversation.model_id, turn) for turn_id, maker, turn in answers}
+    ordered: list[history.TurnData] = []
     for turn in users:
-        ordered.append(turn)
+        ordered.append(history.TurnData(turn.seq, "user", turn.parts))
         if turn.id != up_to.id and turn.id in answered:
-            ordered.append(answered[turn.id])
-    chosen = history.select([history.TurnData(t.seq, t.role, t.parts) for t in ordered])
+            maker, answer = answered[turn.id]
+            ordered.append(history.TurnData(answer.seq, "model", answer.parts, foreign=maker != model_id))
     contents = []
-    for data in chosen:
-        parts = [_materialise(session, conversation.team_id, p) for p in history.replayable(data.parts)]
-        kept = [p for p in parts if p is not None]
+    for data in history.select(ordered):
+        role, parts = data.role, history.replayable(data.parts)
+        if data.foreign:
+            role, parts = "user", history.as_user_image(data.parts)
+        materialised = [_materialise(session, conversation.team_id, p) for p in parts]
+        kept = [p for p in materialised if p is not None]
         if kept:
-            contents.append({"role": data.role, "parts": kept})
+            contents.append({"role": role, "parts": kept})
     return history.merge_roles(contents)
 
 

@@ -106,11 +106,23 @@ def test_a_retry_delay_beyond_the_budget_gives_up_without_waiting(gemini: FakeGe
     assert cancel.waits == [] and len(gemini.requests) == 1
 
 
-def test_timeout_is_retried(gemini: FakeGemini) -> None:
+def test_a_read_timeout_is_not_retried(gemini: FakeGemini) -> None:
+    """The request was sent: Gemini may still finish and bill it, so it is not sent twice."""
     gemini.script(Fault.hang(2.0))
+    with pytest.raises(GeminiUnavailable) as info:
+        client(gemini, RecordingCancel(), timeout=0.5).generate(MODEL, BODY)
+    assert info.value.timed_out
+    assert len(gemini.requests) == 1
+
+
+def test_an_unreachable_gemini_is_retried() -> None:
+    with FakeGemini() as fake:
+        url = fake.url  # a port nothing listens on once the stand-in is stopped
     cancel = RecordingCancel()
-    assert client(gemini, cancel, timeout=0.5).generate(MODEL, BODY).image
-    assert len(gemini.requests) == 2
+    http = httpx.Client(timeout=1.0)
+    with pytest.raises(GeminiUnavailable):
+        GeminiClient(http, base_url=url, api_key="k", cancel=cancel).generate(MODEL, BODY)
+    assert len(cancel.waits) == 3  # four attempts: a request that never left can be sent again
 
 
 @pytest.mark.parametrize(

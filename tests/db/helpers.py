@@ -32,4 +32,5 @@ def new_conversation(
 
 def add_job(session: Session, conversation: Conversation, text: str = "make it blue") -> Job:
     turn = store.add_user_turn(session, conversation, user_id="U1", text=text, files=[], slack_ts=None)
-    return store.enqueue(session, conversation, turn, requested_by="U1")
+    request = parse_request(text, catalog=CATALOG, default_model="nano-banana-2")
+    return store.enqueue(session, conversation, turn, requested_by="U1", request=request)

@@ -35,8 +35,12 @@ def generated(image: bytes, sig: str) -> Generated:
     return Generated(parts=parts, final_index=3, image=image, mime_type="image/jpeg", text="Done")
 
 
-def answer(session: Session, conv: Conversation, job: Job, result: Generated) -> None:
+MODEL = "gemini-3.1-flash-image"
+
+
+def answer(session: Session, conv: Conversation, job: Job, result: Generated, *, state: str = "done") -> None:
     job.result_turn_id = store.save_model_turn(session, conv, result).id
+    job.state = state
 
 
 def test_quick_replies_each_see_the_answer_to_the_one_before(sessions: sessionmaker[Session]) -> None:
@@ -48,10 +52,42 @@ def test_quick_replies_each_see_the_answer_to_the_one_before(sessions: sessionma
         answer(session, conv, reply1, generated(jpeg("blue"), "SIG2"))
         turn = session.get(Turn, reply2.turn_id)
         assert turn is not None
-        contents = store.contents_for(session, conv, up_to=turn)
+        contents = store.contents_for(session, conv, up_to=turn, model_id=MODEL)
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
     assert contents[3]["parts"][-1]["thoughtSignature"] == "SIG2"
     assert contents[4]["parts"] == [{"text": "from above"}]
+
+
+def test_an_answer_from_another_model_goes_back_as_a_user_image(sessions: sessionmaker[Session]) -> None:
+    first = jpeg("red")
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        job = add_job(session, conv, "a mug")
+        job.model_id = "gemini-2.5-flash-image"  # no signatures: replayed as a model turn it would be a 400
+        answer(session, conv, job, generated(first, "SIG1"))
+        reply = add_job(session, conv, "make it blue")
+        turn = session.get(Turn, reply.turn_id)
+        assert turn is not None
+        contents = store.contents_for(session, conv, up_to=turn, model_id="gemini-3-pro-image")
+    assert [c["role"] for c in contents] == ["user"]
+    parts = contents[0]["parts"]
+    assert [p.get("text") for p in parts] == ["a mug", "The image so far:", None, "make it blue"]
+    assert base64.b64decode(parts[2]["inlineData"]["data"]) == first
+    assert not any("thoughtSignature" in p for p in parts)
+
+
+def test_answers_of_failed_jobs_are_not_history(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        answer(session, conv, add_job(session, conv, "a mug"), generated(jpeg("red"), "SIG1"))
+        lost = add_job(session, conv, "make it blue")
+        answer(session, conv, lost, generated(jpeg("blue"), "SIG2"), state="failed")  # never delivered
+        reply = add_job(session, conv, "from above")
+        turn = session.get(Turn, reply.turn_id)
+        assert turn is not None
+        contents = store.contents_for(session, conv, up_to=turn, model_id=MODEL)
+    signatures = [p.get("thoughtSignature") for c in contents for p in c["parts"] if "thoughtSignature" in p]
+    assert signatures == ["SIG1-text", "SIG1"]
 
 
 def test_dedupe_keys_are_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -81,7 +117,7 @@ def test_replayed_history_keeps_signatures_and_drops_thoughts(sessions: sessionm
         job = add_job(session, conv, "from above")
         current = session.get(Turn, job.turn_id)
         assert current is not None
-        contents = store.contents_for(session, conv, up_to=current)
+        contents = store.contents_for(session, conv, up_to=current, model_id=MODEL)
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
     model_parts = contents[3]["parts"]
     assert [p.get("thoughtSignature") for p in model_parts] == ["SIG2-text", "SIG2"]

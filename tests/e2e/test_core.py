@@ -315,3 +315,41 @@ def test_edits_keep_the_shape_gemini_chose_when_no_ratio_was_given(stack: Stack)
     second = stack.uploads(2)[1]
     assert stack.gemini.requests[1].body["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}
     assert picture(second.data).size == (1376, 768)
+
+
+def test_each_reply_keeps_the_options_it_was_sent_with(stack: Stack) -> None:
+    stack.gemini.latency_s = 0.5
+    stack.slack.send_command("a mug --ar 1:1")
+    stack.gemini.wait_for_requests(1)
+    root_ts = str(stack.root_message()["ts"])
+    # Both replies are queued while the first image is still being made.
+    stack.slack.post_user_message(channel=CHANNEL, text="make it wide --ar 16:9", thread_ts=root_ts)
+    stack.slack.post_user_message(channel=CHANNEL, text="now tall --ar 9:16", thread_ts=root_ts)
+    uploads = stack.uploads(3)
+    ratios = [c.body["generationConfig"]["imageConfig"]["aspectRatio"] for c in stack.gemini.requests]
+    assert ratios == ["1:1", "16:9", "9:16"]
+    assert [picture(u.data).size for u in uploads] == [(1024, 1024), (1376, 768), (768, 1376)]
+
+
+def test_switching_model_in_a_thread_keeps_working(stack: Stack) -> None:
+    stack.slack.send_command("a mug --model nano-banana")  # 2.5 Flash: no thought signatures
+    stack.uploads(1)
+    root_ts = str(stack.root_message()["ts"])
+    stack.slack.post_user_message(channel=CHANNEL, text="make it blue --model pro", thread_ts=root_ts)
+    stack.uploads(2)
+    switched = stack.gemini.requests[1]
+    assert switched.model == "gemini-3-pro-image"
+    assert [c["role"] for c in switched.body["contents"]] == [
+        "user"
+    ]  # the old image comes back as a user part
+    assert [p.get("text") for p in switched.body["contents"][0]["parts"]] == [
+        "a mug",
+        "The image so far:",
+        None,
+        "make it blue",
+    ]
+    stack.slack.post_user_message(channel=CHANNEL, text="from above", thread_ts=root_ts)
+    stack.uploads(3)
+    same_model = stack.gemini.requests[2]
+    assert [c["role"] for c in same_model.body["contents"]] == ["user", "model", "user"]
+    assert same_model.body["contents"][1]["parts"][-1]["thoughtSignature"] in stack.gemini.issued_signatures

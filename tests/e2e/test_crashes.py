@@ -52,3 +52,28 @@ def test_sigterm_releases_what_cannot_finish_in_the_grace_period(any_db_stack: S
         for m in stack.slack.messages
         if m.get("bot_id") and m.get("channel") == CHANNEL and not m.get("thread_ts")
     ].__len__() == 1
+
+
+def test_a_job_that_keeps_dying_is_given_up_with_a_message(stack: Stack) -> None:
+    from sqlalchemy import update
+
+    from bot.db import create_db_engine
+    from bot.schema import Job
+
+    stack.apps[-1].terminate()
+    stack.gemini.script(Fault.hang(30))
+    first = stack.start_app(BANANA_JOB_LEASE_SECONDS="3")
+    stack.slack.send_command("a cursed teapot")
+    stack.gemini.wait_for_requests(1)
+    first.kill()
+    engine = create_db_engine(stack.env["DATABASE_URL"])
+    with engine.begin() as conn:  # as if it had already crashed the process seven more times
+        conn.execute(update(Job).values(attempts=8))
+    engine.dispose()
+    stack.start_app(BANANA_JOB_LEASE_SECONDS="3")
+    failure = stack.slack.wait_for(
+        lambda: next((m for m in stack.slack.messages if "failed 8 times" in str(m.get("text"))), None)
+    )
+    assert failure.get("thread_ts")
+    assert len(stack.gemini.requests) == 1  # not sent again
+    assert stack.slack.uploads == []

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.history import TurnData, merge_roles, replayable, select
+from bot.history import TurnData, as_user_image, merge_roles, replayable, select
 
 
 def u(seq: int) -> TurnData:
@@ -28,10 +28,12 @@ def test_long_thread_keeps_the_brief_and_the_latest_exchanges() -> None:
     assert seqs(select(turns, recent=2)) == [0, 36, 37, 38, 39, 40]
 
 
-def test_unanswered_turns_are_dropped_but_the_brief_stays() -> None:
+def test_unanswered_turns_are_dropped_and_a_refused_brief_keeps_only_its_references() -> None:
     # u0 was refused; u1 answered by m2; u3 failed; u4 is new.
-    turns = [u(0), u(1), m(2), u(3), u(4)]
-    assert seqs(select(turns)) == [0, 1, 2, 4]
+    assert seqs(select([u(0), u(1), m(2), u(3), u(4)])) == [1, 2, 4]
+    brief = TurnData(0, "user", [{"text": "something refused"}, {"inlineData": {"blobId": 1}}])
+    chosen = select([brief, u(1)])
+    assert [t.parts for t in chosen] == [[{"inlineData": {"blobId": 1}}], [{"text": "u1"}]]
 
 
 def test_neighbours_of_one_role_are_merged_and_thoughts_dropped() -> None:
@@ -49,3 +51,14 @@ def test_neighbours_of_one_role_are_merged_and_thoughts_dropped() -> None:
     assert replayable([{"text": "t", "thought": True}, {"text": "x", "thoughtSignature": "s"}]) == [
         {"text": "x", "thoughtSignature": "s"}
     ]
+
+
+def test_another_models_answer_becomes_its_final_image() -> None:
+    parts = [
+        {"text": "t", "thought": True},
+        {"inlineData": {"blobId": 1}, "thought": True},
+        {"text": "Done", "thoughtSignature": "S"},
+        {"inlineData": {"blobId": 2}, "thoughtSignature": "S2"},
+    ]
+    assert as_user_image(parts) == [{"text": "The image so far:"}, {"inlineData": {"blobId": 2}}]
+    assert as_user_image([{"text": "no image"}]) == []
