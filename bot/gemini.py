@@ -55,13 +55,6 @@ def build_request(
     return {"contents": contents, "generationConfig": config}
 
 
-def image_part(data: bytes, mime_type: str, *, signature: str | None = None) -> dict[str, Any]:
-    part: dict[str, Any] = {"inlineData": {"mimeType": mime_type, "data": base64.b64encode(data).decode()}}
-    if signature is not None:
-        part["thoughtSignature"] = signature
-    return part
-
-
 # --- response ------------------------------------------------------------------------------------------
 
 

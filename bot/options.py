@@ -23,14 +23,6 @@ class Request:
     aspect_ratio: str | None = None
     image_size: str | None = None
 
-    def summary(self) -> str:
-        bits = [self.model.label]
-        if self.aspect_ratio:
-            bits.append(self.aspect_ratio)
-        if self.image_size:
-            bits.append(self.image_size)
-        return " · ".join(bits)
-
 
 def strip_mentions(text: str) -> str:
     return _MENTION.sub("", text).strip()

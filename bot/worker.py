@@ -44,10 +44,6 @@ class WorkerPool:
         self._workers: list[threading.Thread] = []
         self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
-    @property
-    def stopping(self) -> threading.Event:
-        return self._stopping
-
     def start(self) -> None:
         for i in range(self._threads):
             thread = threading.Thread(
@@ -117,10 +113,6 @@ class WorkerPool:
                             log.warning("job %s: lease taken over", lease.job_id)
                 except Exception as err:  # the heartbeat must outlive any error, or every lease lapses
                     log.warning("job %s: heartbeat failed (%s)", lease.job_id, _short(err))
-
-    def busy(self) -> bool:
-        with self._lock:
-            return bool(self._running)
 
     def stop(self, *, grace_seconds: float = 25.0) -> None:
         """Stop claiming; wait up to ``grace_seconds`` for running jobs, then release what is left."""
