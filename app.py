@@ -1,6 +1,6 @@
 """Nano Banana for Slack: the composition root and command line.
 
-python app.py            serve: HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set; runs workers
+python app.py [serve]    HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set; runs workers
 python app.py worker     workers only (scale them apart from the web processes)
 python app.py migrate    upgrade the database and exit
 python app.py sandbox    run the whole bot offline against the built-in stand-ins
@@ -15,12 +15,16 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
+from urllib.error import URLError
 
 import httpx
 from dotenv import load_dotenv
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -32,7 +36,7 @@ from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.models import Catalog
 from bot.redaction import RedactingFilter, add_secret
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, database_url_from, load_settings
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
 from handlers import register_all
@@ -191,19 +195,26 @@ def configure_logging(level_name: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="app.py", description="Nano Banana for Slack")
+    parser = argparse.ArgumentParser(
+        prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "command", nargs="?", default="serve", choices=["serve", "worker", "migrate", "sandbox"]
     )
     parser.add_argument("--out", default="sandbox-output", help="sandbox: where images and the transcript go")
     args = parser.parse_args(argv)
-    load_dotenv(override=False)  # first, so LOG_LEVEL may come from .env too
+    # .env in the working directory only (DESIGN §4), never overriding real variables; first, so LOG_LEVEL
+    # may come from it too.
+    load_dotenv(Path.cwd() / ".env", override=False)
     configure_logging()
 
     if args.command == "sandbox":
         from bot.sandbox.scenario import run_sandbox
 
         return run_sandbox(out_dir=args.out)
+    if args.command == "migrate":  # needs nothing but the database
+        migrate(create_db_engine(database_url_from(os.environ)))
+        return 0
     try:
         settings = load_settings()
     except ConfigError as err:
@@ -219,14 +230,33 @@ def main(argv: list[str] | None = None) -> int:
         make_url(normalise_url(settings.database_url)).password,
     )
     log.debug("%s with %r", args.command, settings)
-    if args.command == "migrate":
-        migrate(create_db_engine(settings.database_url))
-        return 0
-    if args.command == "worker":
-        work(settings)
-    else:
-        serve(settings)
+    try:
+        if args.command == "worker":
+            work(settings)
+        else:
+            serve(settings)
+    except (BoltError, SlackApiError, OSError) as err:  # URLError is an OSError
+        print(f"Nano Banana can't start: {_startup_problem(err, settings)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _startup_problem(err: Exception, settings: Settings) -> str:
+    """One sentence for a failure to start talking to Slack (Bolt checks the token with auth.test)."""
+    api_error = err if isinstance(err, SlackApiError) else err.__context__
+    if isinstance(api_error, SlackApiError):
+        code = api_error.response.get("error") or f"HTTP {api_error.response.status_code}"
+        if isinstance(err, BoltError):
+            return (
+                f"Slack rejected SLACK_BOT_TOKEN ({code}). Copy the Bot User OAuth Token (xoxb-…) from "
+                "OAuth & Permissions, and reinstall the app if its scopes changed."
+            )
+        return (
+            f"Slack refused the connection ({code}). Check SLACK_APP_TOKEN (xapp-…, scope connections:write)."
+        )
+    if isinstance(err, OSError) and not isinstance(err, URLError):
+        return str(err)
+    return f"can't reach Slack at {settings.slack_api_url} ({getattr(err, 'reason', err)})."
 
 
 if __name__ == "__main__":

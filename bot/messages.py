@@ -66,9 +66,9 @@ def root_message(*, user_id: str, prompt: str, summary: str) -> str:
 
 def queued(position: int) -> str:
     if position <= 0:
-        return "🍌 On it — your image will appear in a thread in this channel."
-    ahead = "1 request" if position == 1 else f"{position} requests"
-    return f"🍌 Queued behind {ahead}; your image will appear in a thread in this channel."
+        return "🍌 Got it — working on your image."
+    ahead = "1 request is" if position == 1 else f"{position} requests are"
+    return f"🍌 Got it — {ahead} ahead of yours."
 
 
 def working(*, editing: bool, summary: str) -> str:

@@ -87,6 +87,11 @@ def _parse_delays(raw: str | None, problems: list[str]) -> tuple[float, ...]:
     return delays
 
 
+def database_url_from(environ: Mapping[str, str]) -> str:
+    """``DATABASE_URL``, or a SQLite file in the working directory."""
+    return environ.get("DATABASE_URL", "").strip() or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default ``os.environ``); list every missing value at once."""
     env = os.environ if environ is None else environ
@@ -101,6 +106,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     problems += [f"{name} is not set: get it from {_WHERE[name]}" for name in required if not get(name)]
     if app_token and not app_token.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level xapp- token with connections:write")
+    bot_token = get("SLACK_BOT_TOKEN")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token that starts with xoxb- (OAuth & Permissions)")
+    problems += [
+        f"{name} still holds the placeholder from .env.example"
+        for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY")
+        if "..." in (get(name) or "")
+    ]
 
     def number(name: str, default: float, *, minimum: float) -> float:
         raw = get(name)
@@ -137,7 +150,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_app_token=app_token,
         slack_api_url=get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
         gemini_api_url=(get("GEMINI_API_URL") or DEFAULT_GEMINI_API_URL).rstrip("/"),
-        database_url=get("DATABASE_URL") or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}",
+        database_url=database_url_from(env),
         port=int(port),
         default_model=get("BANANA_DEFAULT_MODEL") or "nano-banana-2",
         workers=int(workers),

@@ -45,7 +45,9 @@ class AppProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, str(ROOT / "app.py"), self.command],
-            cwd=str(ROOT),
+            # Not the repository: app.py reads .env from its working directory, and a developer's real
+            # .env (tokens, SLACK_APP_TOKEN) must not leak into a run against the stand-ins.
+            cwd=str(self.log_path.parent),
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -46,37 +46,56 @@ def reference_png() -> bytes:
     return out.getvalue()
 
 
+OUTPUTS = ("[0-9][0-9]-*.jpg", "[0-9][0-9]-*.png", "transcript.md", "app.log", "banana.db", "banana.db-*")
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier sandbox run wrote in ``out``, and nothing else."""
+    for pattern in OUTPUTS:
+        for old in out.glob(pattern):
+            if old.is_file():
+                old.unlink()
+
+
 def run_sandbox(out_dir: str = "sandbox-output") -> int:
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*"):
-        if old.is_file():
-            old.unlink()
+    clear_outputs(out)
     started = time.monotonic()
     with FakeSlack() as slack, FakeGemini(latency_s=0.4) as gemini:
         port = free_port()
         slack.request_url = f"http://127.0.0.1:{port}/slack/events"
         env = sandbox_env(slack, gemini, database_url=f"sqlite:///{out / 'banana.db'}", port=port)
         app = AppProcess(env, log_path=out / "app.log").start()
+        steps = [
+            "/banana a clean studio product photo of a ceramic coffee mug --ar 4:5",
+            "reply in its thread: make it matte blue",
+            "reply: same but from above",
+            "@banana put this logo on a canvas tote bag --ar 1:1 (with logo.png attached)",
+        ]
+        paths: list[Path] = []
+
+        def show(n: int) -> Upload:
+            upload = slack.wait_for_uploads(n, timeout=60)[-1]
+            paths.append(_write_image(out, n, upload))
+            print(f"{n}. {steps[n - 1]}\n   → {paths[-1]}")
+            return upload
+
         try:
             app.wait_healthy()
-            print(f"app is up on {app.url} (Slack stand-in {slack.base_url}, Gemini stand-in {gemini.url})")
-
+            print(f"The bot is running against the stand-ins (log: {out / 'app.log'}).\n")
             ack = slack.send_command("a clean studio product photo of a ceramic coffee mug --ar 4:5")
-            print(f"/banana acknowledged in {ack.elapsed_s * 1000:.0f} ms: {ack.body[:80]}")
-            first = slack.wait_for_uploads(1, timeout=60)[-1]
-            root_ts = str(first.thread_ts)
-            print(f"1. image in the thread of {root_ts}: {first.filename}")
-
+            private_ack = str(ack.json().get("text", ""))
+            print(f"   (private answer to /banana, {ack.elapsed_s * 1000:.0f} ms: {private_ack})")
+            root_ts = str(show(1).thread_ts)
             slack.post_user_message(
                 channel=CHANNEL, text="make it matte blue", user="UBOB", thread_ts=root_ts
             )
-            print(f"2. reply edited it: {slack.wait_for_uploads(2, timeout=60)[-1].filename}")
+            show(2)
             slack.post_user_message(
                 channel=CHANNEL, text="same but from above", user="UALICE", thread_ts=root_ts
             )
-            print(f"3. reply edited it again: {slack.wait_for_uploads(3, timeout=60)[-1].filename}")
-
+            show(3)
             logo = slack.host_file(reference_png(), name="logo.png", mimetype="image/png", user="UCAROL")
             slack.post_user_message(
                 channel=CHANNEL,
@@ -84,20 +103,18 @@ def run_sandbox(out_dir: str = "sandbox-output") -> int:
                 files=[logo],
                 text=f"<@{slack.bot_user_id}> put this logo on a canvas tote bag --ar 1:1",
             )
-            print(f"4. mention with a reference image: {slack.wait_for_uploads(4, timeout=60)[-1].filename}")
-            uploads = slack.wait_for_uploads(4)
+            show(4)
         except Exception as err:
             print(f"sandbox failed: {err}\nthe app's log is in {out / 'app.log'}", file=sys.stderr)
             return 1
         finally:
             app.terminate()
 
-        paths = [_write_image(out, n, upload) for n, upload in enumerate(uploads, start=1)]
         transcript = out / "transcript.md"
-        transcript.write_text(_transcript(slack, gemini))
-    print(f"\nDone in {time.monotonic() - started:.1f}s. Wrote:")
-    for path in [*paths, transcript, out / "app.log"]:
-        print(f"  {path}")
+        transcript.write_text(_transcript(slack, gemini, private_ack=private_ack))
+    print(
+        f"\nDone in {time.monotonic() - started:.1f}s: {len(paths)} images, the conversation in {transcript}"
+    )
     return 0
 
 
@@ -107,16 +124,21 @@ def _write_image(out: Path, n: int, upload: Upload) -> Path:
     return path
 
 
-def _transcript(slack: FakeSlack, gemini: FakeGemini) -> str:
-    lines = ["# Nano Banana sandbox transcript", ""]
+def _transcript(slack: FakeSlack, gemini: FakeGemini, *, private_ack: str) -> str:
+    lines = [
+        "# Nano Banana sandbox transcript",
+        "",
+        f"- (only visible to <@UALICE>) **banana**: {private_ack}",
+    ]
     for message in slack.messages:
         who = "banana (bot)" if message.get("bot_id") else f"<@{message.get('user')}>"
         where = f"thread {message['thread_ts']}" if message.get("thread_ts") else "channel"
         files = ", ".join(f.get("name", f.get("id", "")) for f in message.get("files") or [])
         text = str(message.get("text") or "").replace("\n", " ")
-        lines.append(
-            f"- `{message.get('ts')}` [{where}] **{who}**: {text}" + (f" 📎 {files}" if files else "")
-        )
+        if message.get("deleted"):
+            text = f"~~{text}~~ (removed once the image was in)"
+        attached = f" 📎 {files}" if files else ""
+        lines.append(f"- `{message.get('ts')}` [{where}] **{who}**: {text}{attached}")
     lines += ["", "## Gemini requests", ""]
     for n, call in enumerate(gemini.requests, start=1):
         roles = [c.get("role") for c in call.body.get("contents", [])]

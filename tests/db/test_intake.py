@@ -91,6 +91,6 @@ def test_slash_command_help_and_errors_answer_privately(sessions: sessionmaker[S
     assert "--model" in intake.command(text="", **kwargs)
     assert "`--nope`" in intake.command(text="x --nope", **kwargs)
     assert jobs(sessions) == 0
-    assert "On it" in intake.command(text="a mug", **kwargs)
-    assert "Queued behind 1 request" in intake.command(text="a cup", **kwargs)
+    assert intake.command(text="a mug", **kwargs) == "🍌 Got it — working on your image."
+    assert "1 request is ahead of yours" in intake.command(text="a cup", **kwargs)
     assert jobs(sessions) == 2

@@ -21,7 +21,7 @@ def test_socket_mode_command_reply_and_mention(any_db_stack: Stack) -> None:
 
     ack = stack.slack.send_command("a paper boat --ar 16:9")
     assert ack.status == 200
-    assert "On it" in ack.json()["text"]
+    assert "Got it" in ack.json()["text"]
     [first] = stack.uploads(1)
     root_ts = str(stack.root_message()["ts"])
     assert first.thread_ts == root_ts

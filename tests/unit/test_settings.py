@@ -44,3 +44,13 @@ def test_bad_numbers_and_aliases_are_reported() -> None:
 def test_repr_hides_secrets() -> None:
     settings = load_settings({**BASE, "DATABASE_URL": "postgresql://u:pw@db/x"})
     assert "xoxb-1" not in repr(settings) and "key-1" not in repr(settings) and "pw" not in repr(settings)
+
+
+def test_token_shapes_and_placeholders_are_caught() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**BASE, "SLACK_BOT_TOKEN": "xoxp-user-token"})
+    assert "xoxb-" in info.value.problems[0]
+    with pytest.raises(ConfigError) as placeholder:
+        load_settings({**BASE, "SLACK_BOT_TOKEN": "xoxb-...", "GEMINI_API_KEY": "..."})
+    assert len(placeholder.value.problems) == 2
+    assert all("placeholder" in p for p in placeholder.value.problems)
