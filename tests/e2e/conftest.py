@@ -77,6 +77,15 @@ def make_stack(tmp_path: Path, backend: str, **overrides: str) -> Iterator[Stack
                     app.terminate(timeout=30)
 
 
+def module_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
+    """A running app on SQLite shared by a module's independent cases (each app start costs about 1 s)."""
+    stacks = make_stack(tmp_path_factory.mktemp(name), "sqlite")
+    stack = next(stacks)
+    stack.start_app()
+    yield stack
+    next(stacks, None)
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """The app running on SQLite."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import itertools
-import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +21,8 @@ from PIL import Image
 from bot.sandbox.fake_gemini import GeminiCall
 from bot.sandbox.fake_slack import Download, FakeSlack, Upload
 from bot.sandbox.process import free_port
-from tests.e2e.conftest import CHANNEL, Stack, make_stack
+from tests.e2e.conftest import CHANNEL, Stack, module_stack
+from tests.images import encode, png_header_only
 
 pytestmark = pytest.mark.e2e
 
@@ -31,25 +30,6 @@ _users = itertools.count(1)
 
 
 # --- files -------------------------------------------------------------------------------------------
-
-
-def encode(fmt: str, size: tuple[int, int] = (64, 48), color: str = "orange", **save: Any) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, fmt, **save)
-    return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG signature and IHDR that claim ``width`` × ``height``, and no pixels: a decompression bomb."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
 
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -61,11 +41,7 @@ HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stacks = make_stack(tmp_path_factory.mktemp("bad-input"), "sqlite")
-    stack = next(stacks)
-    stack.start_app()
-    yield stack
-    next(stacks, None)
+    yield from module_stack(tmp_path_factory, "bad-input")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from bot.images import sniff_mime
 from bot.sandbox.fake_gemini import Fault, GeminiCall
 from bot.sandbox.fake_slack import Upload
-from tests.e2e.conftest import CHANNEL, Stack, make_stack
+from tests.e2e.conftest import CHANNEL, Stack, make_stack, module_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +29,7 @@ _users = itertools.count(1)
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One app on SQLite for the independent cases of this module (each app start costs about a second)."""
-    stacks = make_stack(tmp_path_factory.mktemp("gemini-faults"), "sqlite")
-    stack = next(stacks)
-    stack.start_app()
-    yield stack
-    next(stacks, None)
+    yield from module_stack(tmp_path_factory, "gemini-faults")
 
 
 @pytest.fixture

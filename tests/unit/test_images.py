@@ -1,33 +1,18 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image
 
 from bot.errors import AttachmentError
 from bot.images import MAX_REFERENCE_SIDE, check_declared, normalise_reference, sniff_mime
+from tests.images import encode as shared_encode
+from tests.images import png_header_only
 
 
 def encode(fmt: str, size: tuple[int, int] = (20, 10), mode: str = "RGB") -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, "blue").save(out, fmt)
-    return out.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims a huge size (a decompression bomb) with no real pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    )
+    return shared_encode(fmt, size, "blue", mode)
 
 
 @pytest.mark.parametrize(
