@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.fake_slack import FakeSlack
-from bot.sandbox.process import ROOT, free_port
+from bot.sandbox.process import ROOT, AppProcess, free_port
 from bot.sandbox.scenario import clear_outputs
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +76,24 @@ def test_a_rejected_bot_token_stops_with_one_clear_line(tmp_path: Path) -> None:
     assert "xoxb-wrong" not in result.stderr + result.stdout
 
 
+def test_a_rejected_app_token_stops_with_one_clear_line(tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        result = run(
+            ["serve"],
+            cwd=tmp_path,
+            env={
+                "SLACK_BOT_TOKEN": slack.bot_token,
+                "SLACK_APP_TOKEN": "xapp-wrong",
+                "GEMINI_API_KEY": "k",
+                "SLACK_API_URL": slack.api_url,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+            },
+        )
+    assert result.returncode == 2
+    assert "Slack refused the connection (invalid_auth). Check SLACK_APP_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unreachable_slack_stops_with_one_clear_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/api/"
     result = run(
@@ -115,3 +134,35 @@ def test_sandbox_clears_only_its_own_outputs(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x")
     clear_outputs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "keep.txt", "notes.md"]
+
+
+def test_app_process_runs_the_app_outside_the_repository(tmp_path: Path) -> None:
+    # A relative SQLite path lands in the child's working directory: the log's folder, not the repository
+    # (whose .env, if a developer filled one in, must not reach runs against the stand-ins).
+    app = AppProcess(
+        {"DATABASE_URL": "sqlite:///cwd-probe.db"}, command="migrate", log_path=tmp_path / "app.log"
+    )
+    app.start()
+    assert app.process is not None
+    assert app.process.wait(timeout=60) == 0, app.logs()
+    app.terminate()
+    assert (tmp_path / "cwd-probe.db").exists()
+
+
+def test_sandbox_prints_what_a_person_needs_and_keeps_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run(["sandbox", "--out", str(out)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert "Got it" in result.stdout  # the ack's text, not its JSON body
+    assert '{"' not in result.stdout
+    assert not re.search(r"\d{10}\.\d{6}", result.stdout)  # no raw Slack timestamps
+    assert "banana-1.jpg" not in result.stdout  # the Slack file name, not where the image is
+    images = sorted(out.glob("[0-9][0-9]-*.jpg"))
+    assert len(images) == 4
+    assert all(str(image) in result.stdout for image in images)
+    transcript = (out / "transcript.md").read_text()
+    assert "(only visible to <@UALICE>) **banana**: 🍌 Got it" in transcript
+    assert transcript.count("(removed once the image was in)") == 4
