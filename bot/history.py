@@ -68,5 +68,14 @@ def merge_roles(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merged
 
 
+def first_text(parts: list[dict[str, Any]]) -> str | None:
+    """The first non-empty text of a turn that is not a thought: a user's instruction, the model's comment."""
+    for part in parts:
+        text = part.get("text")
+        if isinstance(text, str) and text.strip() and not part.get("thought"):
+            return text.strip()
+    return None
+
+
 def replayable(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in parts if not p.get("thought")]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import messages, queue, store
+from bot import history, messages, queue, store
 from bot.errors import (
     AttachmentError,
     BananaError,
@@ -153,7 +153,7 @@ class JobRunner:
         conversation = ctx.conversation
         if conversation.thread_ts:
             return
-        prompt = next((p["text"] for p in ctx.turn.parts if "text" in p), "")
+        prompt = history.first_text(ctx.turn.parts) or ""
         text = messages.root_message(user_id=ctx.job.requested_by, prompt=prompt, summary=ctx.summary())
         try:
             ts = slack.post(conversation.channel_id, text)
@@ -318,14 +318,7 @@ class JobRunner:
             assert result is not None
             blob = store.final_image(session, result)
             data, mime = blob.data, blob.mime_type
-            text = next(
-                (
-                    p["text"]
-                    for p in result.parts
-                    if isinstance(p.get("text"), str) and not p.get("thought") and p["text"].strip()
-                ),
-                None,
-            )
+            text = history.first_text(result.parts)
         filename = f"banana-{ctx.job.id}.{extension(mime)}"
         file_id, upload_url = slack.start_upload(filename=filename, length=len(data))
         self._checkpoint(ctx, stage="uploading", upload_file_id=file_id)
@@ -452,7 +445,5 @@ class JobRunner:
 
 
 def _title(turn: Turn) -> str:
-    prompt = (
-        next((p["text"] for p in turn.parts if isinstance(p.get("text"), str)), "") or "Nano Banana image"
-    )
+    prompt = history.first_text(turn.parts) or "Nano Banana image"
     return prompt if len(prompt) <= 120 else prompt[:117] + "…"

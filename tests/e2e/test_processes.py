@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,25 +22,27 @@ from bot.sandbox.process import AppProcess
 from bot.schema import Conversation, Job
 from tests.e2e.conftest import CHANNEL, Stack, TcpProxy
 
+T = TypeVar("T")
+
 pytestmark = pytest.mark.e2e
 
 
-def job_rows(database_url: str) -> list[Job]:
+def rows(database_url: str, table: type[T]) -> list[T]:
+    """Every row of ``table`` (Job or Conversation), read straight from the database, by id."""
     engine = create_db_engine(database_url)
     try:
         with session_factory(engine)() as session:
-            return list(session.scalars(select(Job).order_by(Job.id)))
+            return list(session.scalars(select(table).order_by(table.id)))  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def job_rows(database_url: str) -> list[Job]:
+    return rows(database_url, Job)
 
 
 def conversation_rows(database_url: str) -> list[Conversation]:
-    engine = create_db_engine(database_url)
-    try:
-        with session_factory(engine)() as session:
-            return list(session.scalars(select(Conversation).order_by(Conversation.id)))
-    finally:
-        engine.dispose()
+    return rows(database_url, Conversation)
 
 
 def health(app: AppProcess) -> int:

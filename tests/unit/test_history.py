@@ -62,3 +62,11 @@ def test_another_models_answer_becomes_its_final_image() -> None:
     ]
     assert as_user_image(parts) == [{"text": "The image so far:"}, {"inlineData": {"blobId": 2}}]
     assert as_user_image([{"text": "no image"}]) == []
+
+
+def test_first_text_skips_thoughts_and_blank_parts() -> None:
+    from bot.history import first_text
+
+    parts = [{"text": "plan", "thought": True}, {"text": "  "}, {"inlineData": {}}, {"text": " Here it is "}]
+    assert first_text(parts) == "Here it is"
+    assert first_text([{"inlineData": {}}]) is None
