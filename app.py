@@ -29,12 +29,12 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from bot.catalog import Catalog
 from bot.db import create_db_engine, healthy, migrate, normalise_url, session_factory
 from bot.errors import ConfigError
 from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
-from bot.models import Catalog
 from bot.redaction import RedactingFilter, add_secret
 from bot.settings import Settings, database_url_from, load_settings
 from bot.slack import SlackGateway, web_client

@@ -22,11 +22,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.db import create_db_engine, session_factory
+from bot.models import Job
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.process import AppProcess, free_port
 from bot.sandbox.scenario import sandbox_env
-from bot.schema import Job
 
 
 def pct(values: list[float], p: float) -> float:

@@ -16,8 +16,8 @@
         ├── NotInChannel            not_in_channel / channel_not_found
         ├── ChannelArchived         is_archived
         ├── SlackAuthError          invalid_auth, token_revoked, account_inactive, …
-        └── SlackDeliveryFailed     anything else Slack refused
-            └── SlackUnavailable    transient: rate limited after the client's retries, 5xx, connection
+        ├── SlackDeliveryFailed     anything else Slack refused for good
+        └── SlackUnavailable        transient: rate limited after the client's retries, 5xx, connection
                                     errors, a file Slack accepted but never shared (retried later)
 
 Every catch in the worker loop and in the Bolt error handler turns one of these into a sentence from
@@ -125,7 +125,7 @@ class SlackDeliveryFailed(SlackError):
     pass
 
 
-class SlackUnavailable(SlackDeliveryFailed):
+class SlackUnavailable(SlackError):
     """Slack trouble that may pass: the job is released and tried again later (``BANANA_SLACK_RETRY_DELAYS``).
 
     ``settled``: Slack answered, so the call certainly had no effect (a 429, an ``ok: false``); a timeout,

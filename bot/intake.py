@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import messages, queue, store
+from bot.catalog import Catalog, Model, family_of
 from bot.errors import OptionError
-from bot.models import Catalog, Model, family_of
+from bot.models import Conversation, Job
 from bot.options import Request, is_help, parse_request, strip_mentions
-from bot.schema import Conversation, Job
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import history, messages, queue, store
+from bot.catalog import family_of
 from bot.errors import (
     AttachmentError,
     BananaError,
@@ -29,9 +30,8 @@ from bot.errors import (
 )
 from bot.gemini import GeminiClient, Generated, build_request
 from bot.images import ImageInfo, check_declared, extension, normalise_reference
-from bot.models import family_of
+from bot.models import Conversation, Job, Turn
 from bot.queue import Lease
-from bot.schema import Conversation, Job, Turn
 from bot.slack import SlackGateway
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.catalog import Catalog
 from bot.errors import (
     AttachmentError,
     BananaError,
@@ -18,7 +19,6 @@ from bot.errors import (
     SlackUnavailable,
     UserInputError,
 )
-from bot.models import Catalog
 
 _REFUSALS = {
     "IMAGE_SAFETY": "Gemini blocked the image because it may break Google's safety rules",

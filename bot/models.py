@@ -1,123 +1,160 @@
-"""The Nano Banana model family: aliases, model IDs and what each model accepts (DESIGN.md §5).
-
-Model IDs change faster than code ships, so operators can remap aliases with ``BANANA_MODEL_ALIASES``
-and users can name any full ``gemini-…`` model ID; capabilities are then inferred from its family.
-"""
+"""Tables. Every row carries its workspace (``team_id``) so one workspace never sees another's data."""
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from bot.errors import OptionError
-
-STANDARD_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-EXTRA_RATIOS = ("1:4", "4:1", "1:8", "8:1")
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a model family accepts. ``sizes == ()`` means the model has no imageSize option."""
-
-    name: str
-    sizes: tuple[str, ...]
-    aspect_ratios: tuple[str, ...]
-    max_reference_images: int
-
-
-NANO_BANANA = Family("Nano Banana", (), STANDARD_RATIOS, 3)
-NANO_BANANA_PRO = Family("Nano Banana Pro", ("1K", "2K", "4K"), STANDARD_RATIOS, 14)
-NANO_BANANA_2 = Family("Nano Banana 2", ("512", "1K", "2K", "4K"), STANDARD_RATIOS + EXTRA_RATIOS, 14)
-NANO_BANANA_2_1 = Family("Nano Banana 2.1", ("1K", "2K", "4K"), STANDARD_RATIOS + EXTRA_RATIOS, 14)
-NANO_BANANA_2_LITE = Family("Nano Banana 2 Lite", ("1K",), STANDARD_RATIOS + EXTRA_RATIOS, 14)
-GENERIC = Family("Gemini image model", ("1K", "2K", "4K"), STANDARD_RATIOS + EXTRA_RATIOS, 14)
-
-# alias → default model ID; the names people type map onto these aliases.
-DEFAULT_ALIASES: dict[str, str] = {
-    "nano-banana": "gemini-2.5-flash-image",
-    "nano-banana-pro": "gemini-3-pro-image",
-    "nano-banana-2": "gemini-3.1-flash-image",
-    "nano-banana-2.1": "gemini-nano-banana-2.1",
-    "nano-banana-2-lite": "gemini-3.1-flash-lite-image",
-}
-NICKNAMES: dict[str, str] = {
-    "nb": "nano-banana",
-    "flash": "nano-banana",
-    "pro": "nano-banana-pro",
-    "nb2": "nano-banana-2",
-    "nb2.1": "nano-banana-2.1",
-    "lite": "nano-banana-2-lite",
-}
-
-# Most specific prefix first.
-_FAMILIES: tuple[tuple[str, Family], ...] = (
-    ("gemini-3.1-flash-lite-image", NANO_BANANA_2_LITE),
-    ("gemini-3.1-flash-image", NANO_BANANA_2),
-    ("gemini-3-pro-image", NANO_BANANA_PRO),
-    ("gemini-2.5-flash-image", NANO_BANANA),
-    ("gemini-nano-banana-2.1", NANO_BANANA_2_1),
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
 )
-_MODEL_ID = re.compile(r"^(?:models/)?(gemini-[a-z0-9][a-z0-9.\-]*)$")
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT primary keys on PostgreSQL, but INTEGER on SQLite so they stay ROWID aliases.
+Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
-@dataclass(frozen=True)
-class Model:
-    """A resolved model: the ID sent to Gemini, the name shown to people, and its family."""
+def utcnow() -> datetime:
+    from datetime import UTC
 
-    model_id: str
-    label: str
-    family: Family
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def family_of(model_id: str) -> Family:
-    for prefix, family in _FAMILIES:
-        if model_id.startswith(prefix):
-            return family
-    return GENERIC
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def closest_ratio(width: int, height: int, ratios: tuple[str, ...]) -> str | None:
-    """The aspect ratio in ``ratios`` nearest to ``width``×``height`` (compared in log space)."""
-    if width <= 0 or height <= 0 or not ratios:
-        return None
+class Conversation(Base):
+    """One Slack thread the bot answers in. ``thread_ts`` is None until a slash command's root is posted."""
 
-    def distance(ratio: str) -> float:
-        w, h = (int(x) for x in ratio.split(":"))
-        return abs(math.log((width / height) / (w / h)))
+    __tablename__ = "conversation"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "thread_ts"),)
 
-    return min(ratios, key=distance)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(16))  # command | mention | dm | shortcut
+    started_by: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_label: Mapped[str] = mapped_column(String(128))
+    aspect_ratio: Mapped[str | None] = mapped_column(String(8))
+    image_size: Mapped[str | None] = mapped_column(String(8))
+    response_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Catalog:
-    """Alias table with operator overrides (``BANANA_MODEL_ALIASES``)."""
+class Blob(Base):
+    """Image bytes, kept out of the turn rows and referenced by id."""
 
-    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
-        self.aliases = {**DEFAULT_ALIASES, **{k.lower(): v for k, v in (overrides or {}).items()}}
+    __tablename__ = "blob"
 
-    def resolve(self, name: str) -> Model:
-        key = name.strip().lower()
-        alias = NICKNAMES.get(key, key)
-        if alias in self.aliases:
-            model_id = self.aliases[alias]
-            return Model(model_id=model_id, label=alias, family=family_of(model_id))
-        match = _MODEL_ID.match(key)
-        if match:
-            model_id = match.group(1)
-            return Model(model_id=model_id, label=model_id, family=family_of(model_id))
-        names = ", ".join(f"`{a}`" for a in self.aliases)
-        raise OptionError(
-            f"I don't know the model `{name}`. Use one of {names}, or a full `gemini-…` model ID."
-        )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    mime_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    def describe(self) -> list[str]:
-        """One line per alias for the help text."""
-        nick = {alias: [n for n, a in NICKNAMES.items() if a == alias] for alias in self.aliases}
-        lines = []
-        for alias, model_id in self.aliases.items():
-            family = family_of(model_id)
-            also = f" (or {', '.join(nick[alias])})" if nick[alias] else ""
-            sizes = ", ".join(family.sizes) if family.sizes else "fixed ~1 MP"
-            lines.append(f"`{alias}`{also} → `{model_id}`, sizes: {sizes}")
-        return lines
+
+class Turn(Base):
+    """One ``contents[]`` entry. ``parts`` are Gemini's parts verbatim, with image bytes moved to ``blob``.
+
+    An image part is stored as ``{"inlineData": {"mimeType": …, "blobId": N}, "thoughtSignature": …}``.
+    A user turn may hold ``{"slackFile": {…}}`` parts until its job downloads the attachments.
+    """
+
+    __tablename__ = "turn"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    team_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(8))  # user | model
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Job(Base):
+    """A durable unit of work: answer one user turn. Jobs of a conversation run one at a time, by id.
+
+    ``state``: queued → running → done | failed. ``stage`` records the last side effect that happened, so
+    a job that is run again after a crash skips what is already done (no second root message, Gemini call
+    or image).
+    """
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turn.id", ondelete="CASCADE"))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    # The model and options this job was asked with, fixed when it is queued: a later reply that changes
+    # them must not change a job that is still waiting. NULL on rows from before 0002: use the conversation's.
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    model_label: Mapped[str | None] = mapped_column(String(128))
+    aspect_ratio: Mapped[str | None] = mapped_column(String(8))
+    image_size: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    stage: Mapped[str] = mapped_column(String(16), default="new")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    status_ts: Mapped[str | None] = mapped_column(String(32))
+    result_turn_id: Mapped[int | None] = mapped_column(ForeignKey("turn.id", ondelete="SET NULL"))
+    upload_file_id: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    gemini_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+Index("ix_job_claim", Job.state, Job.not_before, Job.id)
+Index("ix_job_conversation", Job.conversation_id, Job.id)
+Index("ix_turn_conversation", Turn.conversation_id, Turn.seq)
+
+
+class SlackEvent(Base):
+    """Keys of what Slack delivered: ``event:<event_id>`` and ``msg:<team>:<channel>:<ts>``.
+
+    Inserted in the same transaction as the job it produced, so a retry of an event that was never
+    stored is processed, and every later copy is recognised.
+    """
+
+    __tablename__ = "slack_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

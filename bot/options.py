@@ -6,8 +6,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from bot.catalog import Catalog, Model
 from bot.errors import OptionError
-from bot.models import Catalog, Model
 
 MAX_PROMPT_CHARS = 4000
 _OPTION_NAMES = {"model": "model", "m": "model", "ar": "ar", "aspect": "ar", "size": "size", "s": "size"}

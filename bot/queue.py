@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from bot.schema import Job, utcnow
+from bot.models import Job, utcnow
 
 UNFINISHED = ("queued", "running")
 

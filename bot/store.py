@@ -12,11 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import history
+from bot.catalog import closest_ratio, family_of
 from bot.gemini import Generated
 from bot.images import ImageInfo, inspect
-from bot.models import closest_ratio, family_of
+from bot.models import Blob, Conversation, Job, SlackEvent, Turn
 from bot.options import Request
-from bot.schema import Blob, Conversation, Job, SlackEvent, Turn
 
 
 def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from bot.db import create_db_engine
-from bot.schema import Base
+from bot.models import Base
 
 config = context.config
 target_metadata = Base.metadata

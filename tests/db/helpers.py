@@ -3,9 +3,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bot import store
-from bot.models import Catalog
+from bot.catalog import Catalog
+from bot.models import Conversation, Job
 from bot.options import parse_request
-from bot.schema import Conversation, Job
 
 CATALOG = Catalog()
 

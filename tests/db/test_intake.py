@@ -5,9 +5,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.catalog import Catalog
 from bot.intake import Intake, Message, Route, parse_message, route
-from bot.models import Catalog
-from bot.schema import Conversation, Job
+from bot.models import Conversation, Job
 
 BOT = "UBANANA"
 

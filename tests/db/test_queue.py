@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue
-from bot.schema import Job, utcnow
+from bot.models import Job, utcnow
 from tests.db.helpers import add_job, new_conversation
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import store
 from bot.gemini import Generated
-from bot.schema import Conversation, Job, Turn
+from bot.models import Conversation, Job, Turn
 from tests.db.helpers import add_job, new_conversation
 
 

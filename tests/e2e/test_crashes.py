@@ -58,7 +58,7 @@ def test_a_job_that_keeps_dying_is_given_up_with_a_message(stack: Stack) -> None
     from sqlalchemy import update
 
     from bot.db import create_db_engine
-    from bot.schema import Job
+    from bot.models import Job
 
     stack.apps[-1].terminate()
     stack.gemini.script(Fault.hang(30))

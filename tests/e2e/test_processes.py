@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.db import create_db_engine, session_factory
+from bot.models import Conversation, Job
 from bot.sandbox.fake_gemini import Fault, GeminiCall
 from bot.sandbox.process import AppProcess
-from bot.schema import Conversation, Job
 from tests.e2e.conftest import CHANNEL, Stack, TcpProxy
 
 T = TypeVar("T")

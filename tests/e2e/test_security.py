@@ -13,8 +13,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from bot.db import create_db_engine, session_factory
+from bot.models import Job
 from bot.sandbox.fake_gemini import Fault, GeminiCall
-from bot.schema import Job
 from tests.e2e.conftest import CHANNEL, Stack
 
 pytestmark = pytest.mark.e2e

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import create_db_engine, session_factory
+from bot.models import Blob, Job, SlackEvent, Turn
 from bot.sandbox.fake_slack import Delivery, Upload
-from bot.schema import Blob, Job, SlackEvent, Turn
 from tests.e2e.conftest import CHANNEL, Stack, make_stack
 
 pytestmark = pytest.mark.e2e

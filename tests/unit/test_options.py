@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.catalog import Catalog
 from bot.errors import OptionError
-from bot.models import Catalog
 from bot.options import MAX_PROMPT_CHARS, Request, is_help, parse_request, strip_mentions
 
 CATALOG = Catalog()
@@ -82,7 +82,7 @@ def test_operator_can_remap_aliases() -> None:
 
 
 def test_closest_ratio() -> None:
-    from bot.models import STANDARD_RATIOS, closest_ratio
+    from bot.catalog import STANDARD_RATIOS, closest_ratio
 
     assert closest_ratio(1376, 768, STANDARD_RATIOS) == "16:9"
     assert closest_ratio(928, 1152, STANDARD_RATIOS) == "4:5"
