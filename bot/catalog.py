@@ -34,6 +34,8 @@ NANO_BANANA_2_1 = Family("Nano Banana 2.1", ("1K", "2K", "4K"), STANDARD_RATIOS 
 NANO_BANANA_2_LITE = Family("Nano Banana 2 Lite", ("1K",), STANDARD_RATIOS + EXTRA_RATIOS, 14)
 GENERIC = Family("Gemini image model", ("1K", "2K", "4K"), STANDARD_RATIOS + EXTRA_RATIOS, 14)
 
+DEFAULT_MODEL = "nano-banana-2.1"
+
 # alias → default model ID; the names people type map onto these aliases.
 DEFAULT_ALIASES: dict[str, str] = {
     "nano-banana": "gemini-2.5-flash-image",
@@ -51,6 +53,16 @@ NICKNAMES: dict[str, str] = {
     "lite": "nano-banana-2-lite",
 }
 
+# Retired or deprecated model IDs → the alias to move to (reference/gemini-image-api.md §0), for the
+# message a 404 gets. Google points 2.5 Flash Image users to 2 Lite; 3.1 Flash Image to 2.1.
+SUCCESSORS: dict[str, str] = {
+    "gemini-2.5-flash-image": "nano-banana-2-lite",
+    "gemini-2.5-flash-image-preview": "nano-banana-2-lite",
+    "gemini-3-pro-image-preview": "nano-banana-pro",
+    "gemini-3.1-flash-image": "nano-banana-2.1",
+    "gemini-3.1-flash-image-preview": "nano-banana-2.1",
+}
+
 # Most specific prefix first.
 _FAMILIES: tuple[tuple[str, Family], ...] = (
     ("gemini-3.1-flash-lite-image", NANO_BANANA_2_LITE),
@@ -60,6 +72,11 @@ _FAMILIES: tuple[tuple[str, Family], ...] = (
     ("gemini-nano-banana-2.1", NANO_BANANA_2_1),
 )
 _MODEL_ID = re.compile(r"^(?:models/)?(gemini-[a-z0-9][a-z0-9.\-]*)$")
+
+
+def successor(model_id: str) -> str | None:
+    """The alias to use instead of ``model_id`` once Gemini says it is gone, if the catalogue knows one."""
+    return SUCCESSORS.get(model_id.removeprefix("models/"))
 
 
 @dataclass(frozen=True)

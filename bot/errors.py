@@ -8,6 +8,7 @@
     │   └── AttachmentError         an attached file that can't be used as a reference image
     ├── GeminiError                 Gemini did not give us an image
     │   ├── GeminiRefusal           a safety block or an answer without an image (never retried)
+    │   │   └── GeminiAlarm         PUP_LIMITED_DISABLED / ESCALATION: the key's account needs an admin
     │   ├── GeminiModelUnavailable  404: the model ID does not exist (any more)
     │   ├── GeminiAuthError         the API key is invalid or lacks permission
     │   ├── GeminiBadRequest        any other 400
@@ -63,10 +64,21 @@ class GeminiRefusal(GeminiError):
         self.text = text
 
 
+class GeminiAlarm(GeminiRefusal):
+    """A refusal aimed at the operator, not the prompt: the API key's account is limited for Prohibited Use
+    Policy violations (``PUP_LIMITED_DISABLED``) or an escalation rule filtered the request
+    (``ESCALATION``). Logged as an ERROR, never retried; the person is told an admin must act."""
+
+    ALARMS = ("PUP_LIMITED_DISABLED", "ESCALATION")
+
+
 class GeminiModelUnavailable(GeminiError):
-    def __init__(self, model: str) -> None:
+    """404: the model ID does not exist, or "is no longer available" (shut down)."""
+
+    def __init__(self, model: str, message: str = "") -> None:
         super().__init__(model)
         self.model = model
+        self.message = message
 
 
 class GeminiAuthError(GeminiError):

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from bot.errors import (
+    GeminiAlarm,
     GeminiAuthError,
     GeminiBadRequest,
     GeminiModelUnavailable,
@@ -71,17 +72,24 @@ class Generated:
     model_version: str | None = None
 
 
+def refusal(reason: str, *, detail: str | None = None, text: str | None = None) -> GeminiRefusal:
+    """The error for an answer without an image; the operator-level reasons are alarms of their own."""
+    kind = GeminiAlarm if reason in GeminiAlarm.ALARMS else GeminiRefusal
+    return kind(reason, detail=detail, text=text)
+
+
 def parse_response(body: dict[str, Any]) -> Generated:
     """Take the last non-thought image (earlier ones are low-resolution drafts) and keep every part.
 
-    A 200 without an image is a refusal, never an empty success.
+    A 200 without an image is a refusal, never an empty success, whatever the finish reason; an image is
+    delivered whatever the finish reason too (``CONTINUATION``: cut short, but the image came).
     """
     candidates = body.get("candidates") or []
     if not candidates:
         feedback = body.get("promptFeedback") or {}
         reason = feedback.get("blockReason")
         if reason:
-            raise GeminiRefusal(str(reason), detail=feedback.get("blockReasonMessage"))
+            raise refusal(str(reason), detail=feedback.get("blockReasonMessage"))
         raise GeminiRefusal("EMPTY")
     candidate = candidates[0]
     finish = candidate.get("finishReason")  # on the candidate, not inside content
@@ -113,9 +121,7 @@ def parse_response(body: dict[str, Any]) -> Generated:
         if isinstance(p.get("text"), str) and not p.get("thought") and p["text"].strip()
     )
     if final is None or final_index is None:
-        raise GeminiRefusal(
-            str(finish or "NO_IMAGE"), detail=candidate.get("finishMessage"), text=text or None
-        )
+        raise refusal(str(finish or "NO_IMAGE"), detail=candidate.get("finishMessage"), text=text or None)
     return Generated(
         parts=parts,
         final_index=final_index,
@@ -123,7 +129,7 @@ def parse_response(body: dict[str, Any]) -> Generated:
         mime_type=final[1],
         text=text or None,
         usage=dict(body.get("usageMetadata") or {}),
-        model_version=body.get("modelVersion"),
+        model_version=str(body["modelVersion"])[:128] if body.get("modelVersion") else None,
     )
 
 
@@ -243,7 +249,11 @@ class GeminiClient:
                 if not isinstance(data, dict):
                     last = GeminiUnavailable("Gemini sent a response I couldn't read")
                     continue
-                return parse_response(data)
+                generated = parse_response(data)
+                if generated.model_version and generated.model_version != model_id:
+                    # Deprecated IDs may be served (and billed) by their successor: cost follows this one.
+                    log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
+                return generated
             if response.status_code in RETRYABLE_STATUS:
                 limited = response.status_code == 429
                 last = GeminiUnavailable(
@@ -264,7 +274,7 @@ class GeminiClient:
     def _raise_for(status: int, data: Any, model_id: str) -> None:
         message = _error_message(data, f"HTTP {status}")
         if status == 404:
-            raise GeminiModelUnavailable(model_id)
+            raise GeminiModelUnavailable(model_id, message)
         if status in (401, 403) or _error_reason(data) in {"API_KEY_INVALID", "API_KEY_EXPIRED"}:
             raise GeminiAuthError(message)
         raise GeminiBadRequest(message)

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import messages, queue, store
+from bot import messages, mrkdwn, queue, store
 from bot.catalog import Catalog, Model, family_of
 from bot.errors import OptionError
 from bot.models import Conversation, Job
-from bot.options import Request, is_help, parse_request, strip_mentions
+from bot.options import Request, is_help, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class Route(Enum):
 
 @dataclass(frozen=True)
 class Message:
-    """The parts of a ``message``/``app_mention`` event that matter here."""
+    """The parts of a ``message``/``app_mention`` event that matter here. ``text`` is Slack's markup with
+    the bot's own mention taken out (other people's mentions are content: the job names them)."""
 
     team_id: str
     channel_id: str
@@ -69,15 +70,16 @@ def parse_message(event: dict[str, Any], *, team_id: str, bot_user_id: str | Non
     channel = str(event.get("channel") or "")
     text = str(event.get("text") or "")
     channel_type = event.get("channel_type") or ("im" if channel.startswith("D") else None)
+    mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in text
     return Message(
         team_id=team_id or str(event.get("team") or ""),  # the signed envelope's team wins
         channel_id=channel,
         user_id=str(event["user"]),
-        text=text,
+        text=mrkdwn.strip_user(text, bot_user_id) if bot_user_id else text.strip(),
         ts=str(event.get("ts")),
         thread_ts=event.get("thread_ts"),
         is_dm=channel_type == "im",
-        mentions_bot=bool(bot_user_id) and f"<@{bot_user_id}" in text,
+        mentions_bot=mentions_bot,
         files=[f for f in event.get("files") or [] if isinstance(f, dict)],
     )
 
@@ -148,6 +150,7 @@ class Intake:
                 response_url=response_url,
                 files=[],
                 slack_ts=None,
+                markup=True,
             )
             ahead = queue.position(session, job)
         self._on_enqueued()
@@ -176,7 +179,7 @@ class Intake:
             base = _request_of(conversation) if conversation else None
             try:
                 request = parse_request(
-                    strip_mentions(message.text),
+                    message.text,
                     catalog=self.catalog,
                     default_model=self.default_model,
                     allow_empty_prompt=bool(message.files) or base is not None,
@@ -200,6 +203,7 @@ class Intake:
                 response_url=None,
                 files=message.files,
                 slack_ts=message.ts,
+                markup=True,
             )
             store.link_delivery(session, keys=keys, job=job)
             job_id = job.id
@@ -242,6 +246,7 @@ class Intake:
                 response_url=response_url,
                 files=files,
                 slack_ts=None,
+                markup=False,  # a modal's text input arrives as typed
             )
             job_id = job.id
         self._on_enqueued()
@@ -261,6 +266,7 @@ class Intake:
         response_url: str | None,
         files: list[dict[str, Any]],
         slack_ts: str | None,
+        markup: bool,
     ) -> Job:
         """Start the conversation (or make ``request``'s options its new defaults) and queue the turn."""
         if conversation is None:
@@ -278,7 +284,13 @@ class Intake:
             store.update_options(conversation, request)
             conversation.response_url = response_url or conversation.response_url
         turn = store.add_user_turn(
-            session, conversation, user_id=user_id, text=request.prompt, files=files, slack_ts=slack_ts
+            session,
+            conversation,
+            user_id=user_id,
+            text=request.prompt,
+            files=files,
+            slack_ts=slack_ts,
+            markup=markup,
         )
         return store.enqueue(session, conversation, turn, requested_by=user_id, request=request)
 

@@ -16,13 +16,14 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, messages, queue, store
+from bot import history, messages, mrkdwn, queue, store
 from bot.catalog import family_of
 from bot.errors import (
     AttachmentError,
     BananaError,
     ChannelArchived,
     GaveUp,
+    GeminiAlarm,
     NotInChannel,
     SlackDeliveryFailed,
     SlackError,
@@ -95,6 +96,7 @@ class JobRunner:
         try:
             if lease.attempt > MAX_ATTEMPTS:
                 raise GaveUp(lease.attempt - 1)  # e.g. it crashes the process every time: stop the loop
+            self._ensure_prompt(ctx, slack)
             self._ensure_thread(ctx, slack)
             self._ensure_status(ctx, slack)
             self._ensure_references(ctx, slack)
@@ -111,6 +113,13 @@ class JobRunner:
             if self._retry_later(ctx, slack, err):
                 return
             log.warning("job %s failed: Slack kept answering %s: %s", lease.job_id, err.code, err)
+            self._fail(ctx, slack, err)
+            return
+        except GeminiAlarm as err:
+            # Not about this prompt: the key's account (or a policy rule) blocks the bot; an admin must act.
+            log.error(
+                "job %s: Gemini answered %s: an admin must act on the API key's account", lease.job_id, err
+            )
             self._fail(ctx, slack, err)
             return
         except BananaError as err:
@@ -147,6 +156,24 @@ class JobRunner:
                 raise LeaseLost()
         for key, value in values.items():
             setattr(ctx.job, key, value)
+
+    def _ensure_prompt(self, ctx: Context, slack: SlackGateway) -> None:
+        """Slack's markup becomes the text a person reads in Slack (names for mentions, link labels,
+        ``&`` ``<`` ``>``): that is what is posted back and what Gemini gets."""
+        if not any("slackText" in p for p in ctx.turn.parts):
+            return
+        parts: list[dict[str, Any]] = []
+        for part in ctx.turn.parts:
+            if "slackText" not in part:
+                parts.append(part)
+                continue
+            text = mrkdwn.to_plain(str(part["slackText"]), user_name=slack.user_name)
+            if text.strip():
+                parts.append({"text": text})
+        with self._sessions() as session:
+            store.set_parts(session, ctx.turn.id, parts)
+            session.commit()
+        ctx.turn.parts = parts
 
     def _ensure_thread(self, ctx: Context, slack: SlackGateway) -> None:
         """A slash command's conversation gets its root message (and so its thread) here."""
@@ -206,9 +233,7 @@ class JobRunner:
                 data, mime, info = reference
                 blob = store.save_blob(session, team_id=ctx.job.team_id, data=data, info=info)
                 parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
-            turn = session.get(Turn, ctx.turn.id)
-            assert turn is not None
-            turn.parts = parts
+            store.set_parts(session, ctx.turn.id, parts)
             session.commit()
         ctx.turn.parts = parts
 
@@ -288,6 +313,7 @@ class JobRunner:
                 stage="generated",
                 result_turn_id=turn.id,
                 usage=generated.usage,
+                model_version=generated.model_version,
                 gemini_seconds=elapsed,
             ):
                 session.rollback()
@@ -322,7 +348,7 @@ class JobRunner:
         filename = f"banana-{ctx.job.id}.{extension(mime)}"
         file_id, upload_url = slack.start_upload(filename=filename, length=len(data))
         self._checkpoint(ctx, stage="uploading", upload_file_id=file_id)
-        comment = f"<@{ctx.job.requested_by}> {text.strip()}" if text else f"<@{ctx.job.requested_by}>"
+        comment = messages.result_comment(user_id=ctx.job.requested_by, text=text)
         try:
             slack.finish_upload(
                 file_id=file_id,
@@ -411,7 +437,7 @@ class JobRunner:
             return
         conversation = ctx.conversation
         if conversation.thread_ts and not channel_gone:
-            mentioned = f"<@{ctx.job.requested_by}> {text}"
+            mentioned = messages.for_requester(ctx.job.requested_by, text)
             try:
                 if ctx.job.status_ts:
                     slack.update(conversation.channel_id, ctx.job.status_ts, mentioned)

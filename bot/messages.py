@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bot.catalog import Catalog
+from bot.catalog import Catalog, successor
 from bot.errors import (
     AttachmentError,
     BananaError,
     ChannelArchived,
     GaveUp,
+    GeminiAlarm,
     GeminiAuthError,
     GeminiBadRequest,
     GeminiModelUnavailable,
@@ -19,6 +20,7 @@ from bot.errors import (
     SlackUnavailable,
     UserInputError,
 )
+from bot.mrkdwn import escape, mention, quote
 
 _REFUSALS = {
     "IMAGE_SAFETY": "Gemini blocked the image because it may break Google's safety rules",
@@ -34,6 +36,8 @@ _REFUSALS = {
     "OTHER": "Gemini blocked or stopped this request without giving a reason",
     "EMPTY": "Gemini sent back an empty answer",
     "MISSING_THOUGHT_SIGNATURE": "Gemini rejected the conversation history",
+    "CONTINUATION": "Gemini's answer was cut short (it hit its limit for one request) before the image "
+    "was finished",
 }
 
 
@@ -61,7 +65,20 @@ def usage(catalog: Catalog, *, default_model: str) -> str:
 
 
 def root_message(*, user_id: str, prompt: str, summary: str) -> str:
-    return f"<@{user_id}> asked for: {prompt}\n_{summary}_ · replies in this thread refine the image"
+    return (
+        f"{mention(user_id)} asked for: {escape(prompt)}\n"
+        f"_{escape(summary)}_ · replies in this thread refine the image"
+    )
+
+
+def result_comment(*, user_id: str, text: str | None) -> str:
+    """The comment under an uploaded image: the requester, and what Gemini said with it."""
+    return f"{mention(user_id)} {escape(text.strip())}" if text and text.strip() else mention(user_id)
+
+
+def for_requester(user_id: str, text: str) -> str:
+    """A message in the thread addressed to the person who asked."""
+    return f"{mention(user_id)} {text}"
 
 
 def queued(position: int) -> str:
@@ -73,11 +90,11 @@ def queued(position: int) -> str:
 
 def working(*, editing: bool, summary: str) -> str:
     verb = "Editing the image" if editing else "Making your image"
-    return f"🍌 {verb} with _{summary}_… this usually takes 10–40 seconds."
+    return f"🍌 {verb} with _{escape(summary)}_… this usually takes 10–40 seconds."
 
 
 def retrying(reason: str, seconds: float) -> str:
-    return f"⏳ {reason[:1].upper()}{reason[1:]}; trying again in {seconds:.0f} s…"
+    return f"⏳ {escape(reason[:1].upper() + reason[1:])}; trying again in {seconds:.0f} s…"
 
 
 def not_in_channel(channel_id: str) -> str:
@@ -141,31 +158,40 @@ def slack_failure(err: SlackError, *, generated: bool, tries: int = 1) -> str:
     return f"⚠️ Slack refused my message (`{err.code}`), so nothing was generated."
 
 
-def for_error(err: BaseException, *, model: str | None = None) -> str:
-    """The one place an exception becomes a sentence for the person who asked."""
+def for_error(err: BaseException) -> str:
+    """The one place an exception becomes a sentence for the person who asked. Whatever came from a
+    person or from Gemini is escaped here."""
     if isinstance(err, AttachmentError):
-        return f"⚠️ I couldn't use an attachment: {str(err).rstrip('.')}. Nothing was generated."
+        return f"⚠️ I couldn't use an attachment: {escape(str(err).rstrip('.'))}. Nothing was generated."
     if isinstance(err, UserInputError):
-        return f"⚠️ {err}"
+        return f"⚠️ {escape(str(err))}"
+    if isinstance(err, GeminiAlarm):
+        return (
+            f"🚨 Gemini refused this request for a reason only an admin can deal with (`{err.reason}`: "
+            f"{_ALARMS.get(err.reason, 'a policy block on the account')}). Nothing was generated; "
+            "please tell the bot's admins. Trying again won't help until they have."
+        )
     if isinstance(err, GeminiRefusal):
         if err.reason in ("STOP", "FINISH_REASON_UNSPECIFIED"):  # a normal finish, just without an image
             why = "Gemini answered with text instead of an image" if err.text else _REFUSALS["NO_IMAGE"]
         else:
-            why = _REFUSALS.get(err.reason, f"Gemini didn't make an image ({err.reason})")
-        extra = f"\n> {err.text[:500]}" if err.text else ""
-        return f"🚫 {why}. Try rephrasing the prompt.{extra}"
-    if isinstance(err, GeminiModelUnavailable):
-        return (
-            f"⚠️ The model `{err.model}` is not available (Gemini says it doesn't exist — it may have been "
-            "retired). Use `--model` with another model, or ask an admin to set BANANA_DEFAULT_MODEL."
+            why = _REFUSALS.get(err.reason, f"Gemini didn't make an image ({escape(err.reason)})")
+        advice = (
+            "Try a simpler prompt or fewer reference images."
+            if err.reason == "CONTINUATION"
+            else "Try rephrasing the prompt."
         )
+        extra = f"\n{quote(err.text[:500])}" if err.text else ""
+        return f"🚫 {why}. {advice}{extra}"
+    if isinstance(err, GeminiModelUnavailable):
+        return model_unavailable(err)
     if isinstance(err, GeminiAuthError):
         return (
             "⚠️ Gemini rejected the bot's API key. An admin needs to check GEMINI_API_KEY. "
             "Nothing was charged."
         )
     if isinstance(err, GeminiBadRequest):
-        return f"⚠️ Gemini couldn't accept this request: {str(err)[:300]}"
+        return f"⚠️ Gemini couldn't accept this request: {escape(str(err)[:300])}"
     if isinstance(err, GeminiUnavailable):
         if err.rate_limited:
             wait = "in a minute"
@@ -196,5 +222,30 @@ def for_error(err: BaseException, *, model: str | None = None) -> str:
     if isinstance(err, SlackError):
         return f"⚠️ Slack wouldn't take the image ({err.code}). It is saved; please try again shortly."
     if isinstance(err, BananaError):
-        return f"⚠️ {err}"
+        return f"⚠️ {escape(str(err))}"
     return "💥 Something went wrong on my side. The error was logged; please try again."
+
+
+_ALARMS = {
+    "PUP_LIMITED_DISABLED": "Google has limited the account behind the bot's API key for Prohibited Use "
+    "Policy violations",
+    "ESCALATION": "an escalation rule on Google's side filtered it",
+}
+
+
+def model_unavailable(err: GeminiModelUnavailable) -> str:
+    """A 404: the model is gone. Names its successor when the catalogue knows one, and how to ask for it."""
+    retired = "no longer available" in err.message.lower()
+    said = "Gemini says it is no longer available" if retired else "Gemini says it doesn't exist"
+    text = f"⚠️ The model `{escape(err.model)}` can't be used: {said}, so nothing was generated."
+    alias = successor(err.model)
+    if alias is None:
+        return (
+            f"{text} Pick another with `--model` (`/banana help` lists them), or ask an admin to set "
+            "BANANA_DEFAULT_MODEL."
+        )
+    return (
+        f"{text} Its successor is *{alias}*: add `--model {alias}` to your prompt (in a thread, reply "
+        f"`--model {alias}` with your instruction and the thread keeps it). If it is the bot's default, an "
+        f"admin should set `BANANA_DEFAULT_MODEL={alias}`."
+    )

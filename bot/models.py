@@ -83,7 +83,8 @@ class Turn(Base):
     """One ``contents[]`` entry. ``parts`` are Gemini's parts verbatim, with image bytes moved to ``blob``.
 
     An image part is stored as ``{"inlineData": {"mimeType": …, "blobId": N}, "thoughtSignature": …}``.
-    A user turn may hold ``{"slackFile": {…}}`` parts until its job downloads the attachments.
+    A user turn may hold ``{"slackFile": {…}}`` parts until its job downloads the attachments, and a
+    ``{"slackText": …}`` part (Slack's markup) until its job turns it into the text a person reads.
     """
 
     __tablename__ = "turn"
@@ -121,6 +122,9 @@ class Job(Base):
     model_label: Mapped[str | None] = mapped_column(String(128))
     aspect_ratio: Mapped[str | None] = mapped_column(String(8))
     image_size: Mapped[str | None] = mapped_column(String(8))
+    # The ``modelVersion`` Gemini reported for the answer: a deprecated ID may be served (and billed) by
+    # its successor, so cost is priced by this, not by ``model_id``.
+    model_version: Mapped[str | None] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     stage: Mapped[str] = mapped_column(String(16), default="new")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from bot.catalog import Catalog, Model
 from bot.errors import OptionError
+from bot.mrkdwn import to_plain
 
 MAX_PROMPT_CHARS = 4000
 _OPTION_NAMES = {"model": "model", "m": "model", "ar": "ar", "aspect": "ar", "size": "size", "s": "size"}
-_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# "--name", "--name=value", or "—name" (some Slack clients turn "--" into a dash). Runs of dashes and
+# words like "--OPEN--" don't match, so they stay in the prompt.
+_OPTION = re.compile(r"^(?:--|\u2014|\u2013)([A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)(?:=(.*))?$", re.DOTALL)
+_TOKEN = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,63 @@ class Request:
     image_size: str | None = None
 
 
-def strip_mentions(text: str) -> str:
-    return _MENTION.sub("", text).strip()
-
-
 def is_help(text: str) -> bool:
     return text.strip().lower() in {"", "help", "-h", "--help", "?"}
 
 
-def _split(text: str) -> list[str]:
-    try:
-        return shlex.split(text, posix=True)
-    except ValueError:  # an unbalanced quote in a prompt is fine: fall back to whitespace
-        return text.split()
+def split_options(text: str) -> tuple[str, dict[str, str]]:
+    """The prompt exactly as written, minus the ``--option value`` pairs wherever they are, and the values.
+
+    Nothing else is touched: quotes, apostrophes, line breaks, backslashes and runs of punctuation reach
+    Gemini as typed. A removed option takes the spaces before it along, so "a --ar 1:1 fox" → "a fox".
+    """
+    tokens = list(_TOKEN.finditer(text))
+    values: dict[str, str] = {}
+    cuts: list[tuple[int, int]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        match = _OPTION.match(token.group())
+        dashed = token.group().startswith("--")
+        if match is None or (not dashed and match.group(1).lower() not in _OPTION_NAMES):
+            i += 1
+            continue
+        name, value = match.group(1), match.group(2)
+        key = _OPTION_NAMES.get(name.lower())
+        if key is None:
+            raise OptionError(
+                f"I don't know the option `--{name}`. Options are `--model`, `--ar` and `--size`; "
+                "try `/banana help`."
+            )
+        end = token.end()
+        if value is None:
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            if following is None or _OPTION.match(following.group()):
+                raise OptionError(f"`--{name}` needs a value, for example `--{name} {_EXAMPLE[key]}`.")
+            value, end = following.group(), following.end()
+            i += 1
+        values[key] = to_plain(value).strip().strip("\"'\u201c\u201d\u2018\u2019")
+        cuts.append((token.start(), end))
+        i += 1
+    return _cut(text, cuts), values
+
+
+def _cut(text: str, cuts: list[tuple[int, int]]) -> str:
+    """``text`` without the ``cuts`` spans, each with the spaces before it (or after it, at a line start)."""
+    kept: list[str] = []
+    pos = 0
+    for start, end in cuts:
+        begin = start
+        while begin > pos and text[begin - 1] in " \t":
+            begin -= 1
+        if begin == 0 or text[begin - 1] == "\n":
+            begin = start
+            while end < len(text) and text[end] in " \t":
+                end += 1
+        kept.append(text[pos:begin])
+        pos = end
+    kept.append(text[pos:])
+    return "".join(kept).strip()
 
 
 def parse_request(
@@ -47,38 +94,12 @@ def parse_request(
     allow_empty_prompt: bool = False,
     base: Request | None = None,
 ) -> Request:
-    """Split ``text`` into prompt words and ``--option value`` pairs, then validate them together.
+    """Split ``text`` into the prompt and ``--option value`` pairs, then validate them together.
 
     ``base`` carries the conversation's current model and options for thread replies, so "make it blue
     --ar 16:9" keeps the model and changes the ratio.
     """
-    # Slack turns "--" into an em dash on some clients ("—ar 16:9"); accept it.
-    words = _split(text.replace("\u2014", "--").replace("\u2013", "--"))
-    prompt_words: list[str] = []
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word.startswith("--") and len(word) > 2:
-            name, eq, value = word[2:].partition("=")
-            key = _OPTION_NAMES.get(name.lower())
-            if key is None:
-                raise OptionError(
-                    f"I don't know the option `--{name}`. Options are `--model`, `--ar` and `--size`; "
-                    "try `/banana help`."
-                )
-            if not eq:
-                if i + 1 >= len(words) or words[i + 1].startswith("--"):
-                    raise OptionError(f"`--{name}` needs a value, for example `--{name} {_EXAMPLE[key]}`.")
-                value = words[i + 1]
-                i += 1
-            values[key] = value.strip()
-            i += 1
-            continue
-        prompt_words.append(word)
-        i += 1
-
-    prompt = " ".join(prompt_words).strip()
+    prompt, values = split_options(text)
     if not prompt and not allow_empty_prompt:
         raise OptionError(
             "Tell me what to make, for example `/banana a ceramic mug on a marble counter --ar 4:5`."

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.catalog import DEFAULT_MODEL
 from bot.errors import ConfigError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -31,7 +32,7 @@ class Settings:
     gemini_api_url: str = DEFAULT_GEMINI_API_URL
     database_url: str = f"sqlite:///{DEFAULT_DATABASE_FILE}"
     port: int = 3000
-    default_model: str = "nano-banana-2"
+    default_model: str = DEFAULT_MODEL
     workers: int = 4
     job_lease_seconds: float = 60.0
     model_aliases: Mapping[str, str] = field(default_factory=dict)
@@ -152,7 +153,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gemini_api_url=(get("GEMINI_API_URL") or DEFAULT_GEMINI_API_URL).rstrip("/"),
         database_url=database_url_from(env),
         port=int(port),
-        default_model=get("BANANA_DEFAULT_MODEL") or "nano-banana-2",
+        default_model=get("BANANA_DEFAULT_MODEL") or DEFAULT_MODEL,
         workers=int(workers),
         job_lease_seconds=lease,
         model_aliases=aliases,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from bot.images import MAX_DOWNLOAD_BYTES
 log = logging.getLogger(__name__)
 
 SLACK_FILE_ORIGIN = ("https", "files.slack.com", 443)
+NAME_CACHE_SECONDS = 3600.0
+NAME_CACHE_SIZE = 10_000
 _NOT_IN_CHANNEL = {"not_in_channel", "channel_not_found"}
 _AUTH = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope"}
 # Answers that say "not now" rather than "no": the job is released and tried again later.
@@ -140,6 +143,8 @@ class SlackGateway:
         self._token_origins = token_origins(api_url)
         self._share_timeout = share_timeout
         self.retry_delays = retry_delays
+        self._names: dict[str, tuple[str | None, float]] = {}
+        self._names_lock = threading.Lock()
 
     # --- messages --------------------------------------------------------------------------------------
 
@@ -181,6 +186,37 @@ class SlackGateway:
             log.warning("response_url answered %s", response.status_code)
             return False
         return True
+
+    # --- people ----------------------------------------------------------------------------------------
+
+    def user_name(self, user_id: str) -> str | None:
+        """The name Slack shows for ``user_id`` (display name, else full name), for prompts that mention
+        someone. Cached for an hour. None when Slack won't say (no such user, ``users:read`` not granted);
+        Slack trouble that may pass (``SlackUnavailable``) is raised, so the job is tried again later."""
+        now = time.monotonic()
+        with self._names_lock:
+            cached = self._names.get(user_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            with _slack_call("users.info"):
+                response = self.client.users_info(user=user_id)
+        except SlackUnavailable:
+            raise
+        except SlackError as err:
+            log.warning(
+                "users.info for %s answered %s; the prompt keeps the mention as is", user_id, err.code
+            )
+            return None
+        user = response.get("user") or {}
+        profile = user.get("profile") or {}
+        found = profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+        name = str(found or user.get("name") or "").strip() or None
+        with self._names_lock:
+            if len(self._names) >= NAME_CACHE_SIZE:
+                self._names.clear()
+            self._names[user_id] = (name, now + NAME_CACHE_SECONDS)
+        return name
 
     # --- files -----------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import history
+from bot import history, mrkdwn
 from bot.catalog import closest_ratio, family_of
 from bot.gemini import Generated
 from bot.images import ImageInfo, inspect
@@ -107,9 +107,12 @@ def add_user_turn(
     text: str,
     files: list[dict[str, Any]],
     slack_ts: str | None,
+    markup: bool = False,
 ) -> Turn:
-    """Attachments are stored as ``slackFile`` references; the job downloads them (slow work)."""
-    parts: list[dict[str, Any]] = [{"text": text}] if text else []
+    """Attachments are stored as ``slackFile`` references; the job downloads them (slow work). Text in
+    Slack's markup (``markup``) is stored as ``slackText``: the job turns it into what a person reads
+    (mentions become names, which takes ``users.info``) before anything is posted or sent to Gemini."""
+    parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
     parts += [{"slackFile": _file_ref(f)} for f in files]
     turn = Turn(
         conversation_id=conversation.id,
@@ -123,6 +126,13 @@ def add_user_turn(
     session.add(turn)
     session.flush()
     return turn
+
+
+def set_parts(session: Session, turn_id: int, parts: list[dict[str, Any]]) -> None:
+    """Replace a user turn's parts once its job has resolved them (text, downloaded attachments)."""
+    turn = session.get(Turn, turn_id)
+    assert turn is not None
+    turn.parts = parts
 
 
 _FILE_FIELDS = (
@@ -280,4 +290,6 @@ def _materialise(session: Session, team_id: str, part: dict[str, Any]) -> dict[s
         return out
     if "slackFile" in part:
         return None  # not downloaded (the job downloads before it builds the request)
+    if "slackText" in part:  # not resolved (a job given up before it started): readable all the same
+        return {"text": mrkdwn.to_plain(str(part["slackText"]))}
     return part

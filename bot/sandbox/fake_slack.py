@@ -394,6 +394,13 @@ def _default_channel_name(channel_id: str) -> str:
     return channel_id[1:].lstrip("0").lower() or channel_id.lower()
 
 
+def live_markup(text: str) -> list[str]:
+    """What Slack would render as live in a mrkdwn ``text``: each ``<…>`` entity (``@U123`` mentions,
+    ``!channel``/``!here``/``!everyone`` broadcasts, ``#C123`` channels, ``https://…|label`` links).
+    Escaped text (``&lt;!channel&gt;``) is shown as typed and is not in the list."""
+    return re.findall(r"<([^<>]*)>", text)
+
+
 def _channel_type(channel_id: str) -> str:
     return {"C": "channel", "G": "group", "D": "im"}.get(channel_id[:1], "channel")
 
@@ -792,6 +799,26 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[ApiCall]:
         with self._cond:
             return [call for call in self.calls if call.method == method]
+
+    def bot_texts(self) -> list[str]:
+        """Every mrkdwn text the app asked Slack to show: messages, updates, ephemerals, upload comments,
+        ``response_url`` bodies and the text of its acknowledgements."""
+        texts: list[str] = []
+        with self._cond:
+            for call in self.calls:
+                if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+                    texts.append(str(call.params.get("text") or ""))
+                elif call.method == "files.completeUploadExternal":
+                    texts.append(str(call.params.get("initial_comment") or ""))
+            texts += [str(r.body.get("text") or "") for r in self.responses]
+            for delivery in self.deliveries:
+                try:
+                    body = delivery.json()
+                except ValueError:
+                    continue
+                if isinstance(body, dict) and isinstance(body.get("text"), str):
+                    texts.append(body["text"])
+        return [t for t in texts if t]
 
     def file_object(self, file_id: str) -> dict[str, Any] | None:
         """What ``files.info`` would return for ``file_id`` right now (None when unknown)."""

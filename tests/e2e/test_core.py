@@ -40,14 +40,14 @@ def test_slash_command_posts_a_root_and_uploads_the_image_into_its_thread(stack:
     [upload] = stack.uploads(1)
     root = stack.root_message()
     assert "<@UALICE>" in str(root["text"]) and "ceramic coffee mug" in str(root["text"])
-    assert "nano-banana-2" in str(root["text"]) and "4:5" in str(root["text"])
+    assert "nano-banana-2.1" in str(root["text"]) and "4:5" in str(root["text"])
     assert upload.channel == CHANNEL and upload.thread_ts == root["ts"] and upload.shared
 
     image = picture(upload.data)
     assert sniff_mime(upload.data) == "image/jpeg" and upload.filename.endswith(".jpg")
-    assert image.size == (928, 1152)  # 4:5 at 1K on gemini-3.1-flash-image
+    assert image.size == (928, 1152)  # 4:5 at 1K on gemini-nano-banana-2.1, the default model
     [call] = stack.gemini.requests
-    assert call.model == "gemini-3.1-flash-image"
+    assert call.model == "gemini-nano-banana-2.1"
     assert call.body["generationConfig"]["imageConfig"] == {"aspectRatio": "4:5"}
     assert "candidateCount" not in call.body["generationConfig"]
     stack.slack.wait_for(lambda: stack.slack.calls_to("files.info"))  # the share check follows the upload

@@ -128,7 +128,7 @@ def test_two_web_and_two_worker_processes_run_each_job_once_and_each_thread_in_o
     for n in range(THREADS):
         via(n)
         deliveries = stack.slack.post_user_message(
-            channel=CHANNEL, user="UALICE", text=f"<@{bot}> thread {n:02d}: a banana --size 512"
+            channel=CHANNEL, user="UALICE", text=f"<@{bot}> thread {n:02d}: a banana --model nb2 --size 512"
         )
         assert [d.status for d in deliveries] == [200, 200]
         assert deliveries[0].event is not None
@@ -197,12 +197,12 @@ def test_database_outage_reports_unhealthy_and_recovers_without_a_restart(pg_sta
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         stack.env["DATABASE_URL"] = proxied
         app = stack.start_app(BANANA_JOB_LEASE_SECONDS="3")
-        stack.slack.send_command("before: a calm lake --size 512")
+        stack.slack.send_command("before: a calm lake --model nb2 --size 512")
         stack.uploads(1)
 
         # A job is waiting on Gemini when the database goes away; its answer comes back during the outage.
         stack.gemini.script(Fault.delay(1.5))
-        stack.slack.send_command("during: a stormy sea --size 512")
+        stack.slack.send_command("during: a stormy sea --model nb2 --size 512")
         in_flight = stack.gemini.wait_for_requests(2)[1]
         proxy.cut()
         wait_for_health(app, 503)
@@ -215,7 +215,9 @@ def test_database_outage_reports_unhealthy_and_recovers_without_a_restart(pg_sta
         ack = stack.slack.send_command("while down: a lost command")
         assert ack.status == 200 and "went wrong" in ack.json()["text"]
         deliveries = stack.slack.post_user_message(
-            channel=CHANNEL, user="UCAROL", text=f"<@{bot}> while down: a patient mention --size 512"
+            channel=CHANNEL,
+            user="UCAROL",
+            text=f"<@{bot}> while down: a patient mention --model nb2 --size 512",
         )
         assert [d.status for d in deliveries] == [500, 500]
         assert health(app) == 503
@@ -229,7 +231,7 @@ def test_database_outage_reports_unhealthy_and_recovers_without_a_restart(pg_sta
                 delivery.event, event_id=delivery.event_id, retry_num=1, retry_reason="http_error"
             )
             assert retry.status == 200
-        stack.slack.send_command("after: a rainbow --size 512")
+        stack.slack.send_command("after: a rainbow --model nb2 --size 512")
 
         uploads = stack.uploads(4, timeout=30)
         jobs = stack.slack.wait_for(
@@ -257,7 +259,7 @@ def test_sigterm_during_a_database_outage_exits_0_and_the_job_runs_once_later(pg
         )
         first = stack.start_app(BANANA_JOB_LEASE_SECONDS="3", BANANA_SHUTDOWN_GRACE_SECONDS="0.5")
         stack.gemini.script(Fault.hang(60))
-        stack.slack.send_command("a stubborn mule --size 512")
+        stack.slack.send_command("a stubborn mule --model nb2 --size 512")
         stack.gemini.wait_for_requests(1)
         proxy.cut()
         wait_for_health(first, 503)
@@ -289,7 +291,7 @@ def test_a_short_database_blip_keeps_geminis_answer_and_pays_once(pg_stack: Stac
         )
         app = stack.start_app()  # the default 60 s lease outlives the blip
         stack.gemini.script(Fault.delay(1.0))
-        stack.slack.send_command("a fragile vase --size 512")
+        stack.slack.send_command("a fragile vase --model nb2 --size 512")
         in_flight = stack.gemini.wait_for_requests(1)[0]
         proxy.cut()
         stack.gemini.wait_for(lambda: in_flight.answered, timeout=10)

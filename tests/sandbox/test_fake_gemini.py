@@ -364,6 +364,24 @@ def test_retired_model_is_404(gemini: FakeGemini, client: httpx.Client) -> None:
     gemini.retire(FLASH)
     assert ask(client, FLASH, "x").status_code == 404
     assert ask(client, PRO, "x").status_code == 200
+    gemini.retire(FLASH, no_longer_available=True)
+    gone = ask(client, FLASH, "x")
+    assert gone.status_code == 404
+    assert gone.json()["error"]["message"].startswith(f"This model models/{FLASH} is no longer available.")
+    gemini.unretire(FLASH)
+    assert ask(client, FLASH, "x").status_code == 200
+
+
+def test_answer_twist_sets_text_finish_reason_and_model_version(
+    gemini: FakeGemini, client: httpx.Client
+) -> None:
+    gemini.script(Fault.answer(text="Here <!here>", finish_reason="CONTINUATION", model_version="gemini-x"))
+    response = ask(client, FLASH, "a fox")
+    body = response.json()
+    assert body["modelVersion"] == "gemini-x"
+    assert body["candidates"][0]["finishReason"] == "CONTINUATION"
+    answer = [p for p in parts_of(response) if not p.get("thought")]
+    assert answer[0]["text"] == "Here <!here>" and "inlineData" in answer[1]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 
 from bot.catalog import Catalog
 from bot.errors import OptionError
-from bot.options import MAX_PROMPT_CHARS, Request, is_help, parse_request, strip_mentions
+from bot.options import MAX_PROMPT_CHARS, Request, is_help, parse_request, split_options
 
 CATALOG = Catalog()
 
@@ -71,9 +71,32 @@ def test_reply_keeps_the_conversation_options_unless_changed() -> None:
     assert (switched.aspect_ratio, switched.image_size) == ("4:5", None)
 
 
-def test_help_and_mentions() -> None:
+def test_help() -> None:
     assert is_help("") and is_help(" help ") and not is_help("a helpful robot")
-    assert strip_mentions("<@UBANANA> a fox <@U123|bob>") == "a fox"
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        ('a poster with the headline "GRAND OPENING" --ar 4:5', 'a poster with the headline "GRAND OPENING"'),
+        ("--ar 4:5 it's a 'quoted' word", "it's a 'quoted' word"),
+        ("line one --size 2K\nline two\n\nline four", "line one\nline two\n\nline four"),
+        ("a path C:\\dir\\file --model pro and \\n", "a path C:\\dir\\file and \\n"),
+        ("wow!!! ?!?! ... --- -- — –", "wow!!! ?!?! ... --- -- — –"),
+        ('an unbalanced "quote --ar 1:1', 'an unbalanced "quote'),
+        ("a sign reading --OPEN-- now", "a sign reading --OPEN-- now"),
+        ("a cat \u2014 sleeping \u2014ar 16:9", "a cat \u2014 sleeping"),
+        ("two  spaces\tand a tab", "two  spaces\tand a tab"),
+    ],
+)
+def test_options_are_removed_and_everything_else_passes_through(text: str, prompt: str) -> None:
+    assert split_options(text)[0] == prompt
+
+
+def test_option_values_are_read_as_a_person_reads_them() -> None:
+    assert split_options('x --ar "16:9" --model=pro')[1] == {"ar": "16:9", "model": "pro"}
+    with pytest.raises(OptionError, match="`<!channel>`"):
+        parse("x --ar &lt;!channel&gt;")
 
 
 def test_operator_can_remap_aliases() -> None:

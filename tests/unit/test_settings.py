@@ -29,7 +29,7 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.gemini_api_url == "https://generativelanguage.googleapis.com"
     assert settings.port == 3000
-    assert settings.default_model == "nano-banana-2"
+    assert settings.default_model == "nano-banana-2.1"
     assert 4 <= settings.workers <= 8
     assert settings.job_lease_seconds == 60
     assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("banana.db")

@@ -69,8 +69,8 @@ def usage_metadata(
     return usage
 
 
-def envelope(model: FakeModel, **fields: Any) -> dict[str, Any]:
-    return {**fields, "modelVersion": model.model_id, "responseId": new_response_id()}
+def envelope(model: FakeModel, *, model_version: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {**fields, "modelVersion": model_version or model.model_id, "responseId": new_response_id()}
 
 
 def _b64(data: bytes) -> str:
@@ -121,7 +121,10 @@ def choose_layout(model: FakeModel, request: ParsedRequest) -> tuple[str, str | 
     return ratio, size, pixel_size(model, ratio, size)
 
 
-def success_answer(model: FakeModel, request: ParsedRequest, *, jpeg_labelled_png: bool = False) -> Answer:
+def success_answer(
+    model: FakeModel, request: ParsedRequest, *, jpeg_labelled_png: bool = False, twist: Fault | None = None
+) -> Answer:
+    """A normal answer; ``twist`` (``Fault.answer``) sets its text, finish reason and modelVersion."""
     ratio, size, (width, height) = choose_layout(model, request)
     last_image = next((p.data for p in reversed(request.images) if p.data), None)
     footer = f"{model.model_id} · {ratio}" + (f" · {size}" if size else "") + f" · {width}x{height}"
@@ -138,7 +141,9 @@ def success_answer(model: FakeModel, request: ParsedRequest, *, jpeg_labelled_pn
             {"inlineData": {"mimeType": "image/jpeg", "data": _b64(render_draft(picture))}, "thought": True}
         )
     answer: list[dict[str, Any]] = []
-    if request.want_text:
+    if twist is not None and twist.text:
+        answer.append({"text": twist.text})
+    elif request.want_text:
         answer.append(
             {"text": f"Here is your image: {_snippet(request.latest_user_text) or 'as requested'}."}
         )
@@ -149,9 +154,11 @@ def success_answer(model: FakeModel, request: ParsedRequest, *, jpeg_labelled_pn
             part["thoughtSignature"] = signature = new_signature()
             signatures.append(signature)
     parts.extend(answer)
-    candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
+    finish = twist.reason if twist is not None else "STOP"
+    candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}
     usage = usage_metadata(model, request, candidates=model.tokens_for(size))
-    payload = envelope(model, candidates=[candidate], usageMetadata=usage)
+    version = twist.model_version if twist is not None else None
+    payload = envelope(model, candidates=[candidate], usageMetadata=usage, model_version=version)
     return json_answer(200, payload, image=final, signatures=tuple(signatures))
 
 
@@ -191,7 +198,7 @@ def finish_answer(model: FakeModel, request: ParsedRequest | None, fault: Fault)
 
 
 def fault_answer(model: FakeModel, request: ParsedRequest | None, fault: Fault) -> Answer:
-    """The answer for a fault that replaces the normal one (not hang/delay/jpeg_labelled_png)."""
+    """The answer for a fault that replaces the normal one (not hang/delay/jpeg_labelled_png/answer)."""
     if fault.kind == "rate_limited":
         error = rate_limited_error(model.model_id, fault.retry_delay_s)
         return json_answer(error.code, error.body())

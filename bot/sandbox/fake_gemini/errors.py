@@ -61,7 +61,14 @@ def api_key_missing() -> ApiError:
     )
 
 
-def model_not_found(model_id: str) -> ApiError:
+def model_not_found(model_id: str, *, no_longer_available: bool = False) -> ApiError:
+    if no_longer_available:
+        return ApiError(
+            404,
+            "NOT_FOUND",
+            f"This model models/{model_id} is no longer available. Please update your code to use a newer "
+            "model for the latest features and improvements.",
+        )
     return ApiError(
         404,
         "NOT_FOUND",

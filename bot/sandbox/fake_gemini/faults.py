@@ -18,6 +18,7 @@ FaultKind = Literal[
     "prompt_blocked",
     "text_only",
     "jpeg_labelled_png",
+    "answer",
 ]
 
 IMAGE_SAFETY_MESSAGE = (
@@ -42,7 +43,8 @@ class Fault:
     """One scripted misbehaviour. Build with the classmethods; ``name`` is what ``GeminiCall.fault`` shows.
 
     A fault replaces the whole answer of the request that consumes it (whatever that request holds), except
-    ``hang``/``delay``/``jpeg_labelled_png``, which answer normally (validation included) after their twist.
+    ``hang``/``delay``/``jpeg_labelled_png``/``answer``, which answer normally (validation included) after
+    their twist.
     ``delay_s`` is waited before the answer, on top of the fake's ``latency_s``.
     """
 
@@ -56,6 +58,7 @@ class Fault:
     reason: str = ""
     text: str = ""
     omit_content: bool = False
+    model_version: str | None = None
 
     @classmethod
     def rate_limited(cls, retry_delay_s: float = 2.0, *, delay_s: float = 0.0) -> Fault:
@@ -153,3 +156,24 @@ class Fault:
     def jpeg_labelled_png(cls, *, delay_s: float = 0.0) -> Fault:
         """A normal success whose final image is JPEG bytes labelled ``image/png``."""
         return cls("jpeg_labelled_png", "jpeg_labelled_png", delay_s=delay_s)
+
+    @classmethod
+    def answer(
+        cls,
+        *,
+        text: str | None = None,
+        finish_reason: str = "STOP",
+        model_version: str | None = None,
+        delay_s: float = 0.0,
+    ) -> Fault:
+        """A normal success (image included) with a twist: the answer's text part says ``text``, the
+        candidate finishes with ``finish_reason`` (``CONTINUATION``: cut short, image delivered) and the
+        envelope reports ``model_version`` (a deprecated ID served by its successor)."""
+        return cls(
+            "answer",
+            "answer",
+            delay_s=delay_s,
+            reason=finish_reason,
+            text=text or "",
+            model_version=model_version,
+        )

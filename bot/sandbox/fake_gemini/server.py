@@ -60,7 +60,7 @@ class FakeGemini:
         self._cond = threading.Condition(threading.RLock())
         self._calls: list[GeminiCall] = []
         self._faults: deque[Fault] = deque()
-        self._retired: set[str] = set()
+        self._retired: dict[str, bool] = {}  # model id → "no longer available" wording (else "not found")
         self._issued: set[str] = set()
         self._stopping = threading.Event()
         self._server: ServerThread | None = None
@@ -132,10 +132,16 @@ class FakeGemini:
             self._faults.clear()
             return dropped
 
-    def retire(self, model_id: str) -> None:
-        """From now on ``model_id`` answers 404, like a shut-down model."""
+    def retire(self, model_id: str, *, no_longer_available: bool = False) -> None:
+        """From now on ``model_id`` answers 404, like a shut-down model: "models/X is not found for API
+        version v1beta…", or with ``no_longer_available`` "This model models/X is no longer available…"
+        (Google uses both wordings)."""
         with self._cond:
-            self._retired.add(model_id)
+            self._retired[model_id] = no_longer_available
+
+    def unretire(self, model_id: str) -> None:
+        with self._cond:
+            self._retired.pop(model_id, None)
 
     def wait_for(self, predicate: Callable[[], T | None], timeout: float = 15.0) -> T:
         """Block until ``predicate()`` is truthy (re-checked on each request and answer); return its value."""
@@ -249,11 +255,11 @@ class FakeGemini:
         with self._cond:
             model = self._models.get(model_id)
             if model is None or model_id in self._retired:
-                raise model_not_found(model_id)
+                raise model_not_found(model_id, no_longer_available=self._retired.get(model_id, False))
             return model
 
     def _answer(self, model_id: str, raw: bytes, sent_key: str | None, fault: Fault | None) -> Answer:
-        replaces = fault is not None and fault.kind not in ("delay", "jpeg_labelled_png")
+        replaces = fault is not None and fault.kind not in ("delay", "jpeg_labelled_png", "answer")
         try:
             if replaces and fault is not None:
                 model = self._models.get(model_id) or FakeModel(
@@ -269,7 +275,10 @@ class FakeGemini:
             if not request.want_image:
                 return text_only_answer(model, request, "Here is a description instead of an image.")
             return success_answer(
-                model, request, jpeg_labelled_png=fault is not None and fault.kind == "jpeg_labelled_png"
+                model,
+                request,
+                jpeg_labelled_png=fault is not None and fault.kind == "jpeg_labelled_png",
+                twist=fault if fault is not None and fault.kind == "answer" else None,
             )
         except ApiError as error:
             return json_answer(error.code, error.body())
