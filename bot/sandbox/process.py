@@ -30,7 +30,9 @@ class AppProcess:
     def __init__(
         self, env: Mapping[str, str], *, command: str = "serve", log_path: Path | None = None
     ) -> None:
-        self.env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **env}
+        # Coverage's settings pass through (``pytest --cov`` measures the app in its child processes).
+        measuring = {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
+        self.env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **measuring, **env}
         self.command = command
         self.port = int(self.env.get("PORT", "0") or 0)
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="banana-app-", suffix=".log")[1])

@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from sqlalchemy import select
 
+from bot.db import create_db_engine, session_factory
+from bot.models import Conversation, Job
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack, Upload
 from bot.sandbox.process import AppProcess, free_port
@@ -18,6 +22,25 @@ from bot.sandbox.scenario import sandbox_env
 from tests.conftest import BACKENDS, fresh_database_url
 
 CHANNEL = "C0GENERAL"
+T = TypeVar("T")
+
+
+def rows(database_url: str, table: type[T]) -> list[T]:
+    """Every row of ``table`` (Job or Conversation), read straight from the database, by id."""
+    engine = create_db_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return list(session.scalars(select(table).order_by(table.id)))  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def job_rows(database_url: str) -> list[Job]:
+    return rows(database_url, Job)
+
+
+def conversation_rows(database_url: str) -> list[Conversation]:
+    return rows(database_url, Conversation)
 
 
 @dataclass
@@ -62,6 +85,15 @@ class Stack:
 
     def uploads(self, n: int, timeout: float = 30.0) -> list[Upload]:
         return self.slack.wait_for_uploads(n, timeout=timeout)
+
+    def jobs(self) -> list[Job]:
+        """Every job row, read straight from the app's database, by id."""
+        return job_rows(self.env["DATABASE_URL"])
+
+    def wait_for_jobs(self, done: Callable[[list[Job]], bool], timeout: float = 30.0) -> list[Job]:
+        """The job rows, once ``done(rows)`` holds for them (re-read whenever the stand-ins record
+        something, and every 50 ms)."""
+        return self.slack.wait_for(lambda: (rows := self.jobs()) and done(rows) and rows, timeout=timeout)
 
 
 def make_stack(tmp_path: Path, backend: str, **overrides: str) -> Iterator[Stack]:

@@ -10,9 +10,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
 
-from bot.db import create_db_engine, session_factory
 from bot.models import Job
 from bot.sandbox.fake_gemini import Fault
 from bot.sandbox.fake_slack import live_markup
@@ -45,15 +43,7 @@ def gemini_text(outcome: Settled) -> str:
 
 
 def job_of(stack: Stack, user: str) -> Job:
-    engine = create_db_engine(stack.env["DATABASE_URL"])
-    try:
-        with session_factory(engine)() as session:
-            job = session.scalars(select(Job).where(Job.requested_by == user).order_by(Job.id.desc())).first()
-            assert job is not None
-            session.expunge(job)
-            return job
-    finally:
-        engine.dispose()
+    return next(j for j in reversed(stack.jobs()) if j.requested_by == user)
 
 
 def assert_inert(stack: Stack) -> None:

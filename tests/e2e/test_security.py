@@ -10,10 +10,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
-from bot.db import create_db_engine, session_factory
-from bot.models import Job
 from bot.sandbox.fake_gemini import Fault, GeminiCall
 from tests.e2e.conftest import CHANNEL, Stack
 
@@ -29,12 +26,7 @@ def png(color: str = "purple") -> bytes:
 
 
 def job_count(stack: Stack) -> int:
-    engine = create_db_engine(stack.env["DATABASE_URL"])
-    try:
-        with session_factory(engine)() as session:
-            return len(session.scalars(select(Job.id)).all())
-    finally:
-        engine.dispose()
+    return len(stack.jobs())
 
 
 def user_texts(call: GeminiCall) -> list[str]:

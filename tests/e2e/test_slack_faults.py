@@ -14,19 +14,20 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
 
-from bot.db import create_db_engine, session_factory
 from bot.models import Blob, Job, SlackEvent, Turn
 from bot.sandbox.fake_slack import Delivery, Upload
 from tests.e2e.conftest import CHANNEL, Stack, make_stack
+from tests.e2e.conftest import rows as table_rows
 
 pytestmark = pytest.mark.e2e
 
 # Short delivery retries and share waits, so the slow paths run in seconds.
+T = TypeVar("T")
+
 FAST = {"BANANA_SLACK_RETRY_DELAYS": "0.5,0.5,0.5", "BANANA_SLACK_SHARE_TIMEOUT_SECONDS": "1"}
 
 
@@ -43,17 +44,12 @@ def fast_stack(tmp_path: Path) -> Iterator[Stack]:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def rows(stack: Stack, model: type[Any]) -> list[Any]:
-    engine = create_db_engine(stack.env["DATABASE_URL"])
-    try:
-        with session_factory(engine)() as session:
-            return list(session.scalars(select(model).order_by(model.id)))
-    finally:
-        engine.dispose()
+def rows(stack: Stack, model: type[T]) -> list[T]:
+    return table_rows(stack.env["DATABASE_URL"], model)
 
 
 def jobs(stack: Stack) -> list[Job]:
-    return rows(stack, Job)
+    return stack.jobs()
 
 
 def finished_job(stack: Stack, n: int = 1, timeout: float = 30.0) -> Job:

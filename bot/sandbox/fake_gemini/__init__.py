@@ -74,7 +74,7 @@ from bot.sandbox.fake_gemini.models import (
     pixel_size,
     ratio_value,
 )
-from bot.sandbox.fake_gemini.server import DEFAULT_API_KEY, FakeGemini
+from bot.sandbox.fake_gemini.server import DEFAULT_API_KEY, FakeGemini, Hold
 from bot.sandbox.fake_gemini.validation import (
     CORRUPTED_SIGNATURE,
     INPUT_MIME_TYPES,
@@ -118,6 +118,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "GeminiCall",
+    "Hold",
     "OutputConfig",
     "ParsedRequest",
     "Part",

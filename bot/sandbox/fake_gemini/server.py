@@ -44,6 +44,41 @@ class _GeminiHandler(QuietHandler):
         self.fake._handle(self, "GET")
 
 
+class Hold:
+    """generateContent answers held back until ``release()`` (see ``FakeGemini.hold``): each request is
+    recorded as it arrives and then waits, so a test can act while the app is surely inside its call."""
+
+    def __init__(self, fake: FakeGemini) -> None:
+        self._fake = fake
+        self._released = threading.Event()
+        self.held = 0
+
+    def wait_for_call(self, n: int = 1, timeout: float = 15.0) -> None:
+        """Until at least ``n`` requests are being held."""
+        self._fake.wait_for(lambda: self.held >= n, timeout)
+
+    def release(self) -> None:
+        """Let the held requests (and every later one) be answered."""
+        with self._fake._cond:
+            if self._fake._hold is self:
+                self._fake._hold = None
+        self._released.set()
+
+    def _block(self, stopping: threading.Event) -> None:
+        with self._fake._cond:
+            self.held += 1
+            self._fake._cond.notify_all()
+        while not self._released.wait(0.05):
+            if stopping.is_set():
+                return
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 class FakeGemini:
     """The loopback Gemini. ``with FakeGemini() as gemini: ... GEMINI_API_URL = gemini.url``."""
 
@@ -64,6 +99,7 @@ class FakeGemini:
         self._issued: set[str] = set()
         self._stopping = threading.Event()
         self._server: ServerThread | None = None
+        self._hold: Hold | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -139,6 +175,16 @@ class FakeGemini:
         with self._cond:
             self._retired[model_id] = no_longer_available
 
+    def hold(self) -> Hold:
+        """Hold back the answers of the generateContent requests that arrive from now on until released::
+
+        with gemini.hold() as held:
+            held.wait_for_call()  # the app is now inside its Gemini call
+        """
+        with self._cond:
+            self._hold = Hold(self)
+            return self._hold
+
     def unretire(self, model_id: str) -> None:
         with self._cond:
             self._retired.pop(model_id, None)
@@ -186,6 +232,10 @@ class FakeGemini:
             return
         call = self._record(handler, unquote(route["model"]), raw)
         fault = self._consume_fault(call)
+        with self._cond:
+            hold = self._hold
+        if hold is not None:
+            hold._block(self._stopping)
         if fault is not None and fault.kind == "reset":
             self._pause(fault.delay_s)
             self._finish_call(call, None)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue
 from bot.models import Job, utcnow
-from tests.db.helpers import add_job, new_conversation
+from tests.bot.helpers import add_job, new_conversation
 
 
 def claim(sessions: sessionmaker[Session], owner: str = "w1", lease: float = 60) -> queue.Lease | None:
@@ -100,10 +101,10 @@ def test_concurrent_claims_never_hand_out_a_job_twice(sessions: sessionmaker[Ses
                 claimed.append(lease.job_id)
             finish(sessions, lease)
 
-    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    # Futures, not bare threads: a worker that raises fails the test instead of dying unnoticed.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(worker, f"w{i}") for i in range(4)]
+        for future in futures:
+            future.result(timeout=60)
     assert sorted(claimed) == sorted(set(claimed))
     assert len(claimed) == 30

@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -644,3 +645,15 @@ def test_custom_models() -> None:
             f"/v1beta/models/{PRO}:generateContent", json={"contents": [user(text("x"))]}, headers=headers
         )
         assert gone.status_code == 404
+
+
+def test_hold_keeps_the_answer_back_until_released(gemini: FakeGemini, client: httpx.Client) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with gemini.hold() as held:
+            pending = pool.submit(ask, client, FLASH, "a held fox")
+            held.wait_for_call()
+            [call] = gemini.requests
+            assert not call.answered and not pending.done()
+        assert pending.result(timeout=10).status_code == 200
+    assert gemini.requests[0].answered
+    assert ask(client, FLASH, "not held").status_code == 200  # later requests are not held

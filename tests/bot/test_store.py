@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import store
 from bot.gemini import Generated
 from bot.models import Conversation, Job, Turn
-from tests.db.helpers import add_job, new_conversation
+from tests.bot.helpers import add_job, new_conversation
 
 
 def jpeg(color: str) -> bytes:
