@@ -11,11 +11,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from bot.answer import Answer
 from bot.errors import (
     GeminiAlarm,
     GeminiAuthError,
@@ -59,26 +59,13 @@ def build_request(
 # --- response ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Generated:
-    """A successful answer. ``parts`` are Gemini's parts verbatim (base64 data, real MIME types)."""
-
-    parts: list[dict[str, Any]]
-    final_index: int
-    image: bytes
-    mime_type: str
-    text: str | None
-    usage: dict[str, Any] = field(default_factory=dict)
-    model_version: str | None = None
-
-
 def refusal(reason: str, *, detail: str | None = None, text: str | None = None) -> GeminiRefusal:
     """The error for an answer without an image; the operator-level reasons are alarms of their own."""
     kind = GeminiAlarm if reason in GeminiAlarm.ALARMS else GeminiRefusal
     return kind(reason, detail=detail, text=text)
 
 
-def parse_response(body: dict[str, Any]) -> Generated:
+def parse_response(body: dict[str, Any]) -> Answer:
     """Take the last non-thought image (earlier ones are low-resolution drafts) and keep every part.
 
     A 200 without an image is a refusal, never an empty success, whatever the finish reason; an image is
@@ -99,20 +86,19 @@ def parse_response(body: dict[str, Any]) -> Generated:
 
     parts: list[dict[str, Any]] = []
     final_index: int | None = None
-    final: tuple[bytes, str] | None = None
     for part in raw_parts:
         part = dict(part)
         inline = part.get("inlineData") or part.get("inline_data")
         if isinstance(inline, dict):
-            try:
+            try:  # the one place an answer's image is decoded
                 data = base64.b64decode(inline.get("data") or "", validate=True)
             except ValueError as err:
                 raise GeminiUnavailable("Gemini sent an image that isn't valid base64") from err
             real = sniff_mime(data) or str(inline.get("mimeType") or inline.get("mime_type") or "")
             part.pop("inline_data", None)
-            part["inlineData"] = {"mimeType": real, "data": inline.get("data")}
+            part["inlineData"] = {"mimeType": real, "bytes": data}
             if not part.get("thought") and real.startswith("image/"):
-                final_index, final = len(parts), (data, real)
+                final_index = len(parts)
         parts.append(part)
 
     text = "\n".join(
@@ -120,14 +106,11 @@ def parse_response(body: dict[str, Any]) -> Generated:
         for p in parts
         if isinstance(p.get("text"), str) and not p.get("thought") and p["text"].strip()
     )
-    if final is None or final_index is None:
+    if final_index is None:
         raise refusal(str(finish or "NO_IMAGE"), detail=candidate.get("finishMessage"), text=text or None)
-    return Generated(
+    return Answer(
         parts=parts,
         final_index=final_index,
-        image=final[0],
-        mime_type=final[1],
-        text=text or None,
         usage=dict(body.get("usageMetadata") or {}),
         model_version=str(body["modelVersion"])[:128] if body.get("modelVersion") else None,
     )
@@ -198,7 +181,7 @@ class GeminiClient:
 
     def generate(
         self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
-    ) -> Generated:
+    ) -> Answer:
         """``on_retry(reason, seconds)`` is called before each wait, so the thread can show progress."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
         payload = json.dumps(body).encode()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import history, messages, mrkdwn, queue, store
+from bot.answer import Answer
 from bot.catalog import family_of
 from bot.errors import (
     AttachmentError,
@@ -29,7 +30,7 @@ from bot.errors import (
     SlackError,
     SlackUnavailable,
 )
-from bot.gemini import GeminiClient, Generated, build_request
+from bot.gemini import GeminiClient, build_request
 from bot.images import ImageInfo, check_declared, extension, normalise_reference
 from bot.models import Conversation, Job, Turn
 from bot.queue import Lease
@@ -299,7 +300,7 @@ class JobRunner:
         ctx.job.result_turn_id = turn_id
         ctx.job.stage = "generated"
 
-    def _save_answer(self, ctx: Context, generated: Generated, elapsed: float) -> int:
+    def _save_answer(self, ctx: Context, generated: Answer, elapsed: float) -> int:
         with self._sessions() as session:
             turn = store.save_model_turn(session, ctx.conversation, generated)
             if ctx.aspect_ratio is None:

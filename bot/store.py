@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import history, mrkdwn
+from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
-from bot.gemini import Generated
 from bot.images import ImageInfo, inspect
 from bot.models import Blob, Conversation, Job, SlackEvent, Turn
 from bot.options import Request
@@ -194,14 +194,14 @@ def load_blob(session: Session, *, team_id: str, blob_id: int) -> Blob:
     return blob
 
 
-def save_model_turn(session: Session, conversation: Conversation, generated: Generated) -> Turn:
+def save_model_turn(session: Session, conversation: Conversation, answer: Answer) -> Turn:
     """Store the answer verbatim, moving every image's bytes to a blob."""
     parts: list[dict[str, Any]] = []
-    for part in generated.parts:
+    for part in answer.parts:
         part = dict(part)
         inline = part.get("inlineData")
-        if isinstance(inline, dict) and inline.get("data"):
-            data = base64.b64decode(inline["data"])
+        if isinstance(inline, dict) and isinstance(inline.get("bytes"), bytes):
+            data = inline["bytes"]
             try:
                 info = inspect(data)
             except Exception:

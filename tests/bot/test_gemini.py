@@ -10,6 +10,7 @@ from PIL import Image
 
 from bot.errors import GeminiRefusal
 from bot.gemini import backoff, build_request, parse_response, retry_delay
+from bot.history import first_text
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (8, 8)) -> bytes:
@@ -57,7 +58,8 @@ def test_last_non_thought_image_wins_and_parts_are_kept_verbatim() -> None:
     result = parse_response(body)
     assert result.image == final
     assert result.mime_type == "image/jpeg"  # sniffed: the label said PNG
-    assert result.text == "Here it is"
+    assert first_text(result.parts) == "Here it is"
+    assert result.parts[3]["inlineData"]["bytes"] == final  # decoded once, here
     assert [p.get("thoughtSignature") for p in result.parts] == [None, None, "SIG-A", "SIG-B"]
     assert result.parts[3]["inlineData"]["mimeType"] == "image/jpeg"
     assert result.final_index == 3

@@ -8,7 +8,7 @@ from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import store
-from bot.gemini import Generated
+from bot.answer import Answer
 from bot.models import Conversation, Job, Turn
 from tests.bot.helpers import add_job, new_conversation
 
@@ -19,26 +19,20 @@ def jpeg(color: str) -> bytes:
     return out.getvalue()
 
 
-def generated(image: bytes, sig: str) -> Generated:
+def generated(image: bytes, sig: str) -> Answer:
     parts = [
         {"text": "thinking", "thought": True},
-        {
-            "inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(jpeg("gray")).decode()},
-            "thought": True,
-        },
+        {"inlineData": {"mimeType": "image/jpeg", "bytes": jpeg("gray")}, "thought": True},
         {"text": "Done", "thoughtSignature": f"{sig}-text"},
-        {
-            "inlineData": {"mimeType": "image/jpeg", "data": base64.b64encode(image).decode()},
-            "thoughtSignature": sig,
-        },
+        {"inlineData": {"mimeType": "image/jpeg", "bytes": image}, "thoughtSignature": sig},
     ]
-    return Generated(parts=parts, final_index=3, image=image, mime_type="image/jpeg", text="Done")
+    return Answer(parts=parts, final_index=3, usage={}, model_version=MODEL)
 
 
 MODEL = "gemini-3.1-flash-image"
 
 
-def answer(session: Session, conv: Conversation, job: Job, result: Generated, *, state: str = "done") -> None:
+def answer(session: Session, conv: Conversation, job: Job, result: Answer, *, state: str = "done") -> None:
     job.result_turn_id = store.save_model_turn(session, conv, result).id
     job.state = state
 
