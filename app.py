@@ -71,9 +71,13 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         http=http,
         api_url=settings.slack_api_url,
         share_timeout=settings.slack_share_timeout_seconds,
-        retry_delays=settings.slack_retry_delays,
     )
-    runner = JobRunner(sessions=sessions, gemini=gemini, slack=lambda _team_id: gateway)
+    runner = JobRunner(
+        sessions=sessions,
+        gemini=gemini,
+        slack=lambda _team_id: gateway,
+        slack_retry_delays=settings.slack_retry_delays,
+    )
     pool = WorkerPool(
         sessions=sessions, runner=runner, threads=workers, lease_seconds=settings.job_lease_seconds
     )

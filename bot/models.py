@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -101,15 +102,21 @@ class Turn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+JobState = Literal["queued", "running", "done", "failed"]
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+
+
 class Job(Base):
     """A durable unit of work: answer one user turn. Jobs of a conversation run one at a time, by id.
 
-    ``state``: queued → running → done | failed. ``stage`` records the last side effect that happened, so
-    a job that is run again after a crash skips what is already done (no second root message, Gemini call
+    ``state``: queued → running → done | failed. The side effects a run has had are recorded as they
+    happen (``status_ts``, ``result_turn_id``, ``upload_file_id``, the conversation's ``thread_ts``), so a
+    job that is run again after a crash skips what is already done (no second root message, Gemini call
     or image).
     """
 
     __tablename__ = "job"
+    __table_args__ = (CheckConstraint(f"state IN {JOB_STATES!r}", name="state"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
@@ -117,16 +124,15 @@ class Job(Base):
     turn_id: Mapped[int] = mapped_column(ForeignKey("turn.id", ondelete="CASCADE"))
     requested_by: Mapped[str] = mapped_column(String(32))
     # The model and options this job was asked with, fixed when it is queued: a later reply that changes
-    # them must not change a job that is still waiting. NULL on rows from before 0002: use the conversation's.
-    model_id: Mapped[str | None] = mapped_column(String(128))
-    model_label: Mapped[str | None] = mapped_column(String(128))
+    # them must not change a job that is still waiting.
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_label: Mapped[str] = mapped_column(String(128))
     aspect_ratio: Mapped[str | None] = mapped_column(String(8))
     image_size: Mapped[str | None] = mapped_column(String(8))
     # The ``modelVersion`` Gemini reported for the answer: a deprecated ID may be served (and billed) by
     # its successor, so cost is priced by this, not by ``model_id``.
     model_version: Mapped[str | None] = mapped_column(String(128))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
-    stage: Mapped[str] = mapped_column(String(16), default="new")
+    state: Mapped[JobState] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -5,21 +5,25 @@ and no earlier job of its conversation is unfinished: so jobs of one conversatio
 order, and a reply always edits the result of the reply before it. On PostgreSQL the claim locks with
 ``FOR UPDATE SKIP LOCKED``, so any number of worker processes share the queue; SQLite serialises writers.
 Every write by a worker is fenced by (``lease_owner``, ``attempts``): a worker whose lease was taken over
-can no longer change the job.
+can no longer change the job. A run records each side effect as it happens with a typed transition
+(``record_root``, ``record_status``, ``record_parts``, ``record_answer``, ``record_upload``); these are the
+crash checkpoints a later run starts from. They don't commit: the caller's transaction does, and a
+transition that returns False (the lease is gone) must roll it back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Literal
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from bot.models import Job, utcnow
+from bot.models import Conversation, Job, JobState, Turn, utcnow
 
-UNFINISHED = ("queued", "running")
+UNFINISHED: tuple[JobState, ...] = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,11 @@ def finish(
     session: Session,
     lease: Lease,
     *,
-    state: str,
+    state: Literal["done", "failed"],
     error_code: str | None = None,
     error_message: str | None = None,
 ) -> bool:
     """Mark done or failed. Does not commit, so callers can finish in the same transaction as other writes."""
-    assert state in ("done", "failed")
     result = session.execute(
         update(Job)
         .where(_fenced(lease))
@@ -129,11 +132,62 @@ def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bo
     return bool(getattr(result, "rowcount", 0))
 
 
-def set_stage(session: Session, lease: Lease, **values: object) -> bool:
-    """Record a side effect (``stage`` and related columns). Commits: this is the crash checkpoint."""
+def _ours(session: Session, lease: Lease) -> bool:
+    """Whether the lease still holds; locks the job row until the transaction ends (PostgreSQL)."""
+    return session.scalars(select(Job.id).where(_fenced(lease)).with_for_update()).first() is not None
+
+
+def _update_job(session: Session, lease: Lease, **values: object) -> bool:
     result = session.execute(update(Job).where(_fenced(lease)).values(**values))
-    session.commit()
     return bool(getattr(result, "rowcount", 0))
+
+
+def record_root(session: Session, lease: Lease, *, conversation_id: int, thread_ts: str) -> bool:
+    """The conversation's root message was posted: its ``ts`` is the thread from now on."""
+    if not _ours(session, lease):
+        return False
+    session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(thread_ts=thread_ts)
+    )
+    return True
+
+
+def record_status(session: Session, lease: Lease, status_ts: str) -> bool:
+    """The "working on it" message was posted."""
+    return _update_job(session, lease, status_ts=status_ts)
+
+
+def record_parts(session: Session, lease: Lease, *, turn_id: int, parts: list[dict[str, Any]]) -> bool:
+    """The job's user turn was resolved: its text made readable, its attachments downloaded."""
+    if not _ours(session, lease):
+        return False
+    session.execute(update(Turn).where(Turn.id == turn_id).values(parts=parts))
+    return True
+
+
+def record_answer(
+    session: Session,
+    lease: Lease,
+    *,
+    result_turn_id: int,
+    usage: dict[str, Any],
+    gemini_seconds: float,
+    model_version: str | None,
+) -> bool:
+    """Gemini's answer is stored (``result_turn_id``): it is paid for, and never asked for again."""
+    return _update_job(
+        session,
+        lease,
+        result_turn_id=result_turn_id,
+        usage=usage,
+        gemini_seconds=gemini_seconds,
+        model_version=model_version,
+    )
+
+
+def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:
+    """An upload was started (its file id, before it is shared), or given up (None)."""
+    return _update_job(session, lease, upload_file_id=file_id)
 
 
 def position(session: Session, job: Job) -> int:

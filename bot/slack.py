@@ -125,9 +125,7 @@ def _slack_call(method: str) -> Iterator[None]:
 
 
 class SlackGateway:
-    """``share_timeout``: how long to wait for an upload to show in its thread (``files.info``).
-    ``retry_delays``: seconds before each further try of a job that Slack turned away for a while
-    (``SlackUnavailable``); the job fails, and the user is told, once they are used up."""
+    """``share_timeout``: how long to wait for an upload to show in its thread (``files.info``)."""
 
     def __init__(
         self,
@@ -136,29 +134,20 @@ class SlackGateway:
         http: httpx.Client,
         api_url: str,
         share_timeout: float = 20.0,
-        retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
     ) -> None:
         self.client = client
         self._http = http
         self._token_origins = token_origins(api_url)
         self._share_timeout = share_timeout
-        self.retry_delays = retry_delays
         self._names: dict[str, tuple[str | None, float]] = {}
         self._names_lock = threading.Lock()
 
     # --- messages --------------------------------------------------------------------------------------
 
-    def post(
-        self,
-        channel: str,
-        text: str,
-        *,
-        thread_ts: str | None = None,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> str:
+    def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
         with _slack_call("chat.postMessage"):
             response = self.client.chat_postMessage(
-                channel=channel, text=text, thread_ts=thread_ts, blocks=blocks, unfurl_links=False
+                channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False
             )
         return str(response["ts"])
 
@@ -290,19 +279,20 @@ class SlackGateway:
             response = self.client.files_info(file=file_id)
         return dict(response["file"])
 
-    def download(self, url: str, *, external: bool = False, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+    def download(self, url: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Fetch a user's file. The bot token goes only to Slack's file host (or the overridden API host),
-        never to another host, never across a redirect to one, and never for external (remote) files.
+        never to another host, never across a redirect to one (external files are not fetched at all:
+        ``bot.references``).
 
         Every failure is an ``AttachmentError`` (the caller names the file), never a crash of the job."""
         try:
-            return self._download(url, external=external, max_bytes=max_bytes)
+            return self._download(url, max_bytes=max_bytes)
         except httpx.HTTPError as err:
             raise AttachmentError(f"downloading it failed ({type(err).__name__})") from err
 
-    def _download(self, url: str, *, external: bool, max_bytes: int) -> bytes:
+    def _download(self, url: str, *, max_bytes: int) -> bytes:
         for _ in range(4):
-            allowed = not external and _origin(url) in self._token_origins
+            allowed = _origin(url) in self._token_origins
             headers = {"authorization": f"Bearer {self.client.token}"} if allowed else {}
             with self._http.stream(
                 "GET", url, headers=headers, follow_redirects=False, timeout=30

@@ -52,9 +52,17 @@ def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(
     assert new is not None and new.job_id == old.job_id and new.attempt == 2
     with sessions() as session:
         assert not queue.heartbeat(session, old, lease_seconds=60)
-        assert not queue.set_stage(session, old, stage="uploading")
+        assert not queue.record_status(session, old, "1.0")
+        assert not queue.record_upload(session, old, "F1")
+        assert not queue.record_root(session, old, conversation_id=1, thread_ts="9.0")
+        assert not queue.record_parts(session, old, turn_id=1, parts=[{"text": "hijacked"}])
         assert not queue.finish(session, old, state="done")
         assert queue.heartbeat(session, new, lease_seconds=60)
+        assert queue.record_status(session, new, "2.0")
+        session.commit()
+    with sessions() as session:
+        job = session.get(Job, new.job_id)
+        assert job is not None and job.status_ts == "2.0" and job.upload_file_id is None
 
 
 def test_released_job_keeps_its_place(sessions: sessionmaker[Session]) -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from bot.db import alembic_config, migrate
 from bot.models import Base
@@ -32,3 +34,56 @@ def test_the_models_match_what_the_migrations_build(engine: Engine) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_job_states_are_checked_by_the_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO conversation (team_id, channel_id, origin, started_by, model_id, model_label, "
+                "created_at) VALUES ('T', 'C', 'command', 'U', 'm', 'm', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO turn (conversation_id, team_id, seq, role, parts, created_at) "
+                "VALUES (1, 'T', 0, 'user', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
+        insert = (
+            "INSERT INTO job (team_id, conversation_id, turn_id, requested_by, model_id, model_label, state, "
+            "attempts, not_before, created_at) VALUES ('T', 1, 1, 'U', 'm', 'm', :state, 0, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+        conn.execute(text(insert), {"state": "queued"})
+        with pytest.raises(IntegrityError):
+            conn.execute(text(insert), {"state": "paused"})
+
+
+def test_jobs_from_before_0002_get_their_conversations_model(engine: Engine) -> None:
+    cfg = alembic_config(engine)
+    command.downgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO conversation (team_id, channel_id, origin, started_by, model_id, model_label, "
+                "created_at) VALUES ('T', 'C', 'command', 'U', 'gemini-3-pro-image', 'pro', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO turn (conversation_id, team_id, seq, role, parts, created_at) "
+                "VALUES (1, 'T', 0, 'user', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO job (team_id, conversation_id, turn_id, requested_by, state, stage, attempts, "
+                "not_before, created_at) VALUES ('T', 1, 1, 'U', 'queued', 'new', 0, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT model_id, model_label FROM job")).one()
+    assert tuple(row) == ("gemini-3-pro-image", "pro")
