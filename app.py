@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -39,7 +41,7 @@ from bot.redaction import RedactingFilter, add_secret
 from bot.settings import Settings, database_url_from, load_settings
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
-from handlers import register_all
+from handlers import Deps, register_all
 from handlers.web import wsgi_app
 
 log = logging.getLogger("banana")
@@ -109,8 +111,23 @@ def build_bolt(settings: Settings, intake: Intake) -> App:
         # log every request and Socket Mode payload; this one is held at WARNING by configure_logging.
         logger=logging.getLogger("slack_bolt"),
     )
-    register_all(app, intake)
+    register_all(app, Deps(intake=intake, after_ack=_after_ack))
     return app
+
+
+# Slack calls a listener makes for the person (an ephemeral note, opening a modal) run here, once the
+# listener has returned, so they never delay Slack's 200. Two threads: these are rare and quick.
+_AFTER_ACK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-ack")
+
+
+def _after_ack(call: Callable[[], object]) -> None:
+    def run() -> None:
+        try:
+            call()
+        except Exception:
+            log.warning("a call after the acknowledgement failed", exc_info=True)
+
+    _AFTER_ACK.submit(run)
 
 
 def _wait_for_signal() -> None:
@@ -207,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="sandbox-output", help="sandbox: where images and the transcript go")
     args = parser.parse_args(argv)
-    # .env in the working directory only (DESIGN §4), never overriding real variables; first, so LOG_LEVEL
+    # .env in the working directory only, never overriding real variables; first, so LOG_LEVEL
     # may come from it too.
     load_dotenv(Path.cwd() / ".env", override=False)
     configure_logging()

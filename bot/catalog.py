@@ -1,4 +1,4 @@
-"""The Nano Banana model family: aliases, model IDs and what each model accepts (DESIGN.md §5).
+"""The Nano Banana model family: aliases, model IDs and what each model accepts (README, "Models").
 
 Model IDs change faster than code ships, so operators can remap aliases with ``BANANA_MODEL_ALIASES``
 and users can name any full ``gemini-…`` model ID; capabilities are then inferred from its family.
@@ -53,8 +53,8 @@ NICKNAMES: dict[str, str] = {
     "lite": "nano-banana-2-lite",
 }
 
-# Retired or deprecated model IDs → the alias to move to (reference/gemini-image-api.md §0), for the
-# message a 404 gets. Google points 2.5 Flash Image users to 2 Lite; 3.1 Flash Image to 2.1.
+# Retired or deprecated model IDs → the alias to move to, for the message a 404 gets. Google points 2.5
+# Flash Image users to 2 Lite, 3.1 Flash Image to 2.1 (https://ai.google.dev/gemini-api/docs/deprecations).
 SUCCESSORS: dict[str, str] = {
     "gemini-2.5-flash-image": "nano-banana-2-lite",
     "gemini-2.5-flash-image-preview": "nano-banana-2-lite",

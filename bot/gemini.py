@@ -1,5 +1,6 @@
 """Gemini ``generateContent`` for image models: pure request building and response parsing, plus the one
-network call with its retry policy (reference/gemini-image-api.md §1-3, §5)."""
+network call with its retry policy (https://ai.google.dev/gemini-api/docs/image-generation and
+https://ai.google.dev/gemini-api/docs/troubleshooting)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from bot.images import sniff_mime
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-# What the status message says while the bot waits to try again (reference sheet §6).
+# What the status message says while the bot waits to try again.
 _TRANSIENT_REASONS = {
     500: "Gemini had an internal error (HTTP 500)",
     502: "Gemini's front end failed (HTTP 502)",

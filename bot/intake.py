@@ -1,8 +1,9 @@
 """Turning what Slack delivers into durable jobs. Called by the thin Bolt listeners in ``handlers/``.
 
-``route`` is pure: it decides from the event alone (and whether its thread is a conversation) what to do.
-``Intake`` persists: dedupe keys, conversation, user turn and job in one transaction, before Slack gets
-its acknowledgement.
+Every entry point (``command``, ``message``, ``edit``) reads its payload with ``bot.payloads``, checks the
+request, and hands one ``NewTurn`` to ``_accept``, which writes the conversation, the user turn and the job
+in one transaction, before Slack gets its acknowledgement. Every entry point answers with an ``Outcome``:
+the job it queued, or the sentence (from ``bot.messages``) to show the person privately.
 """
 
 from __future__ import annotations
@@ -10,100 +11,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import messages, mrkdwn, queue, store
+from bot import messages, queue, store
 from bot.catalog import Catalog, Model, family_of
 from bot.errors import OptionError
 from bot.models import Conversation, Job
 from bot.options import Request, is_help, parse_request
+from bot.payloads import EditSubmission, Message, Route, route
 
 log = logging.getLogger(__name__)
 
-# Message subtypes that are a person saying something; everything else (edits, deletions, joins, bot
-# messages, …) is acknowledged and ignored.
-_SPOKEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
-
-
-class Route(Enum):
-    IGNORE = "ignore"
-    START = "start"
-    CONTINUE = "continue"  # continue if the thread is a conversation; a mention there starts one otherwise
+Origin = Literal["command", "mention", "dm", "shortcut"]
 
 
 @dataclass(frozen=True)
-class Message:
-    """The parts of a ``message``/``app_mention`` event that matter here. ``text`` is Slack's markup with
-    the bot's own mention taken out (other people's mentions are content: the job names them)."""
+class NewTurn:
+    """One request to answer, whatever the entry point. ``thread_ts`` None: a new thread, whose root the
+    job posts. ``markup``: the text is Slack's markup (events, commands), not as typed (a modal)."""
 
     team_id: str
     channel_id: str
     user_id: str
-    text: str
-    ts: str
+    origin: Origin
     thread_ts: str | None
-    is_dm: bool
-    mentions_bot: bool
+    markup: bool
+    response_url: str | None = None
+    slack_ts: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def is_reply(self) -> bool:
-        return self.thread_ts is not None and self.thread_ts != self.ts
-
-    @property
-    def dedupe_key(self) -> str:
-        # app_mention and message.* deliver the same message twice, with different event ids.
-        return f"msg:{self.team_id}:{self.channel_id}:{self.ts}"
-
-
-def parse_message(event: dict[str, Any], *, team_id: str, bot_user_id: str | None) -> Message | None:
-    """None for anything that is not a person talking: bots (the bot itself included), edits, deletions."""
-    if event.get("subtype") not in _SPOKEN_SUBTYPES:
-        return None
-    if event.get("bot_id") or event.get("bot_profile") or not event.get("user"):
-        return None
-    if bot_user_id and event.get("user") == bot_user_id:
-        return None
-    channel = str(event.get("channel") or "")
-    text = str(event.get("text") or "")
-    channel_type = event.get("channel_type") or ("im" if channel.startswith("D") else None)
-    mentions_bot = bool(bot_user_id) and f"<@{bot_user_id}" in text
-    return Message(
-        team_id=team_id or str(event.get("team") or ""),  # the signed envelope's team wins
-        channel_id=channel,
-        user_id=str(event["user"]),
-        text=mrkdwn.strip_user(text, bot_user_id) if bot_user_id else text.strip(),
-        ts=str(event.get("ts")),
-        thread_ts=event.get("thread_ts"),
-        is_dm=channel_type == "im",
-        mentions_bot=mentions_bot,
-        files=[f for f in event.get("files") or [] if isinstance(f, dict)],
-    )
-
-
-def image_files(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attachments worth sending as references (Slack Connect stubs are checked later, in the job)."""
-    return [
-        f
-        for f in files
-        if str(f.get("mimetype", "")).startswith("image/") or f.get("file_access") == "check_file_info"
-    ]
-
-
-def route(message: Message) -> Route:
-    if message.is_reply:
-        return Route.CONTINUE
-    if message.is_dm or message.mentions_bot:
-        return Route.START
-    return Route.IGNORE
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the listener should tell the person, if anything (privately)."""
+    """What an entry point did. ``reply``: what to tell the person privately (mrkdwn, except for a
+    modal, whose errors are plain text); ``duplicate``: Slack delivered this before."""
 
     job_id: int | None = None
     reply: str | None = None
@@ -124,37 +67,30 @@ class Intake:
         self.default_model = default_model
         self._on_enqueued = on_enqueued
 
-    def usage(self) -> str:
-        return messages.usage(self.catalog, default_model=self.default_model)
-
     def command(
         self, *, team_id: str, channel_id: str, user_id: str, text: str, response_url: str | None
-    ) -> str:
-        """``/banana``: returns the private acknowledgement text. The job exists before this returns."""
+    ) -> Outcome:
+        """``/banana``: the reply is the private acknowledgement. The job exists before this returns."""
         if is_help(text):
-            return self.usage()
+            return Outcome(reply=messages.usage(self.catalog, default_model=self.default_model))
         try:
-            request = parse_request(text, catalog=self.catalog, default_model=self.default_model)
+            request = self._parse(text)
         except OptionError as err:
-            return messages.for_error(err)
+            return Outcome(reply=messages.for_error(err))
+        turn = NewTurn(
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            origin="command",
+            thread_ts=None,
+            markup=True,
+            response_url=response_url,
+        )
         with self._sessions.begin() as session:
-            job = self._open(
-                session,
-                None,
-                request,
-                team_id=team_id,
-                channel_id=channel_id,
-                thread_ts=None,
-                origin="command",
-                user_id=user_id,
-                response_url=response_url,
-                files=[],
-                slack_ts=None,
-                markup=True,
-            )
-            ahead = queue.position(session, job)
+            job = self._accept(session, None, request, turn)
+            job_id, ahead = job.id, queue.position(session, job)
         self._on_enqueued()
-        return messages.queued(ahead)
+        return Outcome(job_id=job_id, reply=messages.queued(ahead))
 
     def message(self, message: Message, *, event_id: str | None) -> Outcome:
         """A mention, a DM or a thread reply. Duplicates (retries, app_mention + message) yield no job."""
@@ -178,121 +114,90 @@ class Intake:
                 return Outcome(duplicate=True)
             base = _request_of(conversation) if conversation else None
             try:
-                request = parse_request(
-                    message.text,
-                    catalog=self.catalog,
-                    default_model=self.default_model,
-                    allow_empty_prompt=bool(message.files) or base is not None,
-                    base=base,
-                )
+                request = self._parse(message.text, base=base, allow_empty=bool(message.files) or bool(base))
             except OptionError as err:
                 return Outcome(reply=messages.for_error(err))
             if not request.prompt and not message.files:
-                return Outcome(
-                    reply=messages.for_error(OptionError("Tell me what to change, e.g. `make it blue`."))
-                )
-            job = self._open(
-                session,
-                conversation,
-                request,
+                return Outcome(reply=messages.for_error(OptionError(messages.NOTHING_TO_CHANGE)))
+            turn = NewTurn(
                 team_id=message.team_id,
                 channel_id=message.channel_id,
-                thread_ts=message.thread_ts or message.ts,
-                origin="dm" if message.is_dm else "mention",
                 user_id=message.user_id,
-                response_url=None,
-                files=message.files,
-                slack_ts=message.ts,
+                origin="dm" if message.is_dm else "mention",
+                thread_ts=message.thread_ts or message.ts,
                 markup=True,
+                slack_ts=message.ts,
+                files=message.files,
             )
+            job = self._accept(session, conversation, request, turn)
             store.link_delivery(session, keys=keys, job=job)
             job_id = job.id
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
-    def shortcut(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        thread_ts: str,
-        files: list[dict[str, Any]],
-        text: str,
-        response_url: str | None,
-    ) -> Outcome:
+    def edit(self, submission: EditSubmission) -> Outcome:
         """ "Edit with Nano Banana" on a message: its images become references of a new turn in that
         message's thread (continuing the conversation if the thread already is one)."""
+        target = submission.target
         with self._sessions.begin() as session:
             conversation = store.find_conversation(
-                session, team_id=team_id, channel_id=channel_id, thread_ts=thread_ts
+                session, team_id=submission.team_id, channel_id=target.channel_id, thread_ts=target.thread_ts
             )
             base = _request_of(conversation) if conversation else None
             try:
-                request = parse_request(
-                    text, catalog=self.catalog, default_model=self.default_model, base=base
-                )
+                request = self._parse(submission.text, base=base)
             except OptionError as err:
-                return Outcome(reply=str(err))
-            job = self._open(
-                session,
-                conversation,
-                request,
-                team_id=team_id,
-                channel_id=channel_id,
-                thread_ts=thread_ts,
+                return Outcome(reply=messages.for_modal(err))
+            turn = NewTurn(
+                team_id=submission.team_id,
+                channel_id=target.channel_id,
+                user_id=submission.user_id,
                 origin="shortcut",
-                user_id=user_id,
-                response_url=response_url,
-                files=files,
-                slack_ts=None,
+                thread_ts=target.thread_ts,
                 markup=False,  # a modal's text input arrives as typed
+                response_url=target.response_url,
+                files=[{"id": file_id} for file_id in target.file_ids],
             )
-            job_id = job.id
+            job_id = self._accept(session, conversation, request, turn).id
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
+    def _parse(self, text: str, *, base: Request | None = None, allow_empty: bool = False) -> Request:
+        return parse_request(
+            text,
+            catalog=self.catalog,
+            default_model=self.default_model,
+            allow_empty_prompt=allow_empty,
+            base=base,
+        )
+
     @staticmethod
-    def _open(
-        session: Session,
-        conversation: Conversation | None,
-        request: Request,
-        *,
-        team_id: str,
-        channel_id: str,
-        thread_ts: str | None,
-        origin: str,
-        user_id: str,
-        response_url: str | None,
-        files: list[dict[str, Any]],
-        slack_ts: str | None,
-        markup: bool,
-    ) -> Job:
+    def _accept(session: Session, conversation: Conversation | None, request: Request, turn: NewTurn) -> Job:
         """Start the conversation (or make ``request``'s options its new defaults) and queue the turn."""
         if conversation is None:
             conversation = store.start_conversation(
                 session,
-                team_id=team_id,
-                channel_id=channel_id,
-                thread_ts=thread_ts,
-                origin=origin,
-                user_id=user_id,
+                team_id=turn.team_id,
+                channel_id=turn.channel_id,
+                thread_ts=turn.thread_ts,
+                origin=turn.origin,
+                user_id=turn.user_id,
                 request=request,
-                response_url=response_url,
+                response_url=turn.response_url,
             )
         else:
             store.update_options(conversation, request)
-            conversation.response_url = response_url or conversation.response_url
-        turn = store.add_user_turn(
+            conversation.response_url = turn.response_url or conversation.response_url
+        user_turn = store.add_user_turn(
             session,
             conversation,
-            user_id=user_id,
+            user_id=turn.user_id,
             text=request.prompt,
-            files=files,
-            slack_ts=slack_ts,
-            markup=markup,
+            files=turn.files,
+            slack_ts=turn.slack_ts,
+            markup=turn.markup,
         )
-        return store.enqueue(session, conversation, turn, requested_by=user_id, request=request)
+        return store.enqueue(session, conversation, user_turn, requested_by=turn.user_id, request=request)
 
 
 def _request_of(conversation: Conversation) -> Request:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -32,7 +32,8 @@ from bot.errors import (
 )
 from bot.gemini import GeminiClient, build_request
 from bot.images import extension
-from bot.models import Conversation, Job, Turn
+from bot.job_view import JobView
+from bot.models import Conversation, Turn
 from bot.queue import Lease
 from bot.references import fetch_reference
 from bot.slack import SlackGateway
@@ -46,76 +47,6 @@ SAVE_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, None)  # ~15 s of database trouble befor
 
 class LeaseLost(Exception):
     """Another worker owns the job now; stop without touching Slack or the job again."""
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What a run knows of its job, read once at the start; each recorded side effect gives a new one."""
-
-    lease: Lease
-    team_id: str
-    requested_by: str
-    conversation_id: int
-    channel_id: str
-    thread_ts: str | None
-    response_url: str | None
-    turn_id: int
-    turn_seq: int
-    parts: list[dict[str, Any]]
-    model_id: str
-    model_label: str
-    aspect_ratio: str | None
-    image_size: str | None
-    status_ts: str | None
-    result_turn_id: int | None
-    upload_file_id: str | None
-
-    @property
-    def job_id(self) -> int:
-        return self.lease.job_id
-
-    @property
-    def summary(self) -> str:
-        return " · ".join(x for x in (self.model_label, self.aspect_ratio, self.image_size) if x)
-
-    @property
-    def audience(self) -> notify.Audience:
-        return notify.Audience(
-            requester=self.requested_by,
-            channel_id=self.channel_id,
-            thread_ts=self.thread_ts,
-            status_ts=self.status_ts,
-            response_url=self.response_url,
-        )
-
-    @classmethod
-    def read(cls, session: Session, lease: Lease) -> JobView:
-        job = session.get(Job, lease.job_id)
-        assert job is not None
-        conversation = session.get(Conversation, job.conversation_id)
-        turn = session.get(Turn, job.turn_id)
-        assert conversation is not None and turn is not None
-        # Without --ar the job follows the shape the conversation's first result fixed, if the model has it.
-        ratio = job.aspect_ratio or conversation.aspect_ratio
-        return cls(
-            lease=lease,
-            team_id=job.team_id,
-            requested_by=job.requested_by,
-            conversation_id=conversation.id,
-            channel_id=conversation.channel_id,
-            thread_ts=conversation.thread_ts,
-            response_url=conversation.response_url,
-            turn_id=turn.id,
-            turn_seq=turn.seq,
-            parts=list(turn.parts),
-            model_id=job.model_id,
-            model_label=job.model_label,
-            aspect_ratio=ratio if ratio in family_of(job.model_id).aspect_ratios else None,
-            image_size=job.image_size,
-            status_ts=job.status_ts,
-            result_turn_id=job.result_turn_id,
-            upload_file_id=job.upload_file_id,
-        )
 
 
 class JobRunner:

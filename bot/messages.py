@@ -47,6 +47,18 @@ NO_IMAGES_TO_EDIT = (
 )
 
 
+NOTHING_TO_CHANGE = "Tell me what to change, e.g. `make it blue`."
+MODAL_ERROR_CHARS = 150  # Slack shows at most this much under a modal's input
+
+
+def for_modal(err: BaseException) -> str:
+    """A problem with what was typed into a modal, shown under its input: plain text, not mrkdwn."""
+    text = (
+        str(err) if isinstance(err, UserInputError) else "Something went wrong on my side; please try again."
+    )
+    return text if len(text) <= MODAL_ERROR_CHARS else text[: MODAL_ERROR_CHARS - 1] + "…"
+
+
 def usage(catalog: Catalog, *, default_model: str) -> str:
     models = "\n".join(f"• {line}" for line in catalog.describe())
     return (

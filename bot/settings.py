@@ -1,4 +1,4 @@
-"""Configuration: read once from the environment into a frozen, typed object (DESIGN.md §4)."""
+"""Configuration: read once from the environment into a frozen, typed object (the README's table)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,9 @@ class WorkerPool:
 
     def _idle(self) -> None:
         with self._wake:
-            if self._pending_wakes == 0:
+            # The stop flag is read under the lock that stop() notifies under: a stop can't slip in
+            # between the check and the wait and leave this thread asleep for a whole poll.
+            if self._pending_wakes == 0 and not self._stopping.is_set():
                 self._wake.wait(self._poll_seconds)
             self._pending_wakes = max(0, self._pending_wakes - 1)
 

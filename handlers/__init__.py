@@ -1,15 +1,30 @@
-"""Thin Bolt listeners: parse, validate, persist, enqueue, reply. The domain lives in ``bot/``."""
+"""Thin Bolt listeners: read the payload, hand it to ``bot.intake``, acknowledge. The domain lives in
+``bot/``; ``register_all`` wires every listener with one ``Deps``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from slack_bolt import App
 
 from bot.intake import Intake
-from handlers import commands, errors, events, shortcuts
+from handlers import commands, errors, events, middleware, shortcuts
 
 
-def register_all(app: App, intake: Intake) -> None:
-    commands.register(app, intake)
-    events.register(app, intake)
-    shortcuts.register(app, intake)
+@dataclass(frozen=True)
+class Deps:
+    """What the listeners need. ``after_ack`` runs a Slack call once the listener has returned, so no
+    Web API call ever stands between Slack's request and its 200 (``process_before_response`` holds the
+    response until the listener is done)."""
+
+    intake: Intake
+    after_ack: Callable[[Callable[[], object]], None]
+
+
+def register_all(app: App, deps: Deps) -> None:
+    middleware.register(app)
+    commands.register(app, deps)
+    events.register(app, deps)
+    shortcuts.register(app, deps)
     errors.register(app)

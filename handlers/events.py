@@ -4,37 +4,41 @@ often arrives as both, and the store keeps only the first."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.intake import Intake, parse_message
+from bot.payloads import Message, parse_message
+
+if TYPE_CHECKING:
+    from handlers import Deps
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, intake: Intake) -> None:
+def register(app: App, deps: Deps) -> None:
     def on_message(
         body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient
     ) -> None:
-        message = parse_message(
-            event, team_id=str(body.get("team_id") or context.team_id or ""), bot_user_id=context.bot_user_id
-        )
+        team_id = str(body.get("team_id") or context.team_id or "")
+        message = parse_message(event, team_id=team_id, bot_user_id=context.bot_user_id)
         if message is None:
             return  # edits, deletions, other bots: acknowledged (no 404, so no Slack retries) and ignored
-        outcome = intake.message(message, event_id=body.get("event_id"))
+        outcome = deps.intake.message(message, event_id=body.get("event_id"))
         if outcome.reply:
-            try:
-                client.chat_postEphemeral(
-                    channel=message.channel_id,
-                    user=message.user_id,
-                    text=outcome.reply,
-                    thread_ts=message.thread_ts,
-                )
-            except SlackApiError as err:
-                log.warning("could not tell %s: %s", message.user_id, err.response.get("error"))
+            reply = outcome.reply
+            deps.after_ack(lambda: _tell_privately(client, message, reply))
 
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
+
+
+def _tell_privately(client: WebClient, message: Message, text: str) -> None:
+    try:
+        client.chat_postEphemeral(
+            channel=message.channel_id, user=message.user_id, text=text, thread_ts=message.thread_ts
+        )
+    except SlackApiError as err:
+        log.warning("could not tell %s: %s", message.user_id, err.response.get("error"))

@@ -7,12 +7,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db import create_db_engine, migrate, normalise_url, session_factory
+from bot.sandbox.fake_gemini import FakeGemini
+from bot.sandbox.fake_slack import FakeSlack
+from tests.bot.stack import InProcess
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -53,3 +57,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
+
+
+@pytest.fixture
+def stand_ins(sessions: sessionmaker[Session]) -> Iterator[InProcess]:
+    with FakeSlack() as slack, FakeGemini() as gemini, httpx.Client(timeout=10) as http:
+        yield InProcess(sessions=sessions, slack=slack, gemini=gemini, http=http)

@@ -6,8 +6,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import Catalog
-from bot.intake import Intake, Message, Route, parse_message, route
+from bot.intake import Intake
 from bot.models import Conversation, Job
+from bot.payloads import EditSubmission, EditTarget, Message, parse_message
 
 BOT = "UBANANA"
 
@@ -29,27 +30,6 @@ def jobs(sessions: sessionmaker[Session]) -> int:
 
 def make_intake(sessions: sessionmaker[Session]) -> Intake:
     return Intake(sessions=sessions, catalog=Catalog(), default_model="nano-banana-2")
-
-
-def test_bots_edits_and_deletions_are_not_messages() -> None:
-    assert parse_message(event(bot_id="B2"), team_id="T1", bot_user_id=BOT) is None
-    assert parse_message(event(user=BOT), team_id="T1", bot_user_id=BOT) is None
-    assert parse_message(event(subtype="bot_message"), team_id="T1", bot_user_id=BOT) is None
-    assert parse_message(event(subtype="message_changed"), team_id="T1", bot_user_id=BOT) is None
-    assert parse_message(event(subtype="message_deleted"), team_id="T1", bot_user_id=BOT) is None
-    assert parse_message(event(subtype="file_share", files=[{"id": "F1"}]), team_id="T1", bot_user_id=BOT)
-
-
-def test_routes() -> None:
-    assert route(parsed(text=f"<@{BOT}> a fox")) is Route.START
-    assert route(parsed(channel="D1", channel_type="im")) is Route.START
-    assert route(parsed(text="chatter")) is Route.IGNORE
-    assert route(parsed(thread_ts="5.0")) is Route.CONTINUE
-
-
-def test_team_comes_from_the_signed_envelope() -> None:
-    message = parse_message(event(team="TEVIL"), team_id="T1", bot_user_id=BOT)
-    assert message is not None and message.team_id == "T1"
 
 
 def test_mention_delivered_as_app_mention_and_message_and_retried_makes_one_job(
@@ -87,10 +67,24 @@ def test_bad_option_in_a_reply_gets_a_private_answer_and_no_job(sessions: sessio
 def test_slash_command_help_and_errors_answer_privately(sessions: sessionmaker[Session]) -> None:
     intake = make_intake(sessions)
     kwargs: dict[str, Any] = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "response_url": None}
-    assert "--model" in intake.command(text="help", **kwargs)
-    assert "--model" in intake.command(text="", **kwargs)
-    assert "`--nope`" in intake.command(text="x --nope", **kwargs)
+    assert "--model" in str(intake.command(text="help", **kwargs).reply)
+    assert "--model" in str(intake.command(text="", **kwargs).reply)
+    assert "`--nope`" in str(intake.command(text="x --nope", **kwargs).reply)
     assert jobs(sessions) == 0
-    assert intake.command(text="a mug", **kwargs) == "🍌 Got it — working on your image."
-    assert "1 request is ahead of yours" in intake.command(text="a cup", **kwargs)
+    first = intake.command(text="a mug", **kwargs)
+    assert first.job_id is not None and first.reply == "🍌 Got it — working on your image."
+    assert "1 request is ahead of yours" in str(intake.command(text="a cup", **kwargs).reply)
     assert jobs(sessions) == 2
+
+
+def test_every_entry_point_answers_with_an_outcome(sessions: sessionmaker[Session]) -> None:
+    intake = make_intake(sessions)
+    target = EditTarget(channel_id="C1", thread_ts="10.0", file_ids=["F1"], response_url=None)
+    edited = intake.edit(EditSubmission(team_id="T1", user_id="U1", target=target, text="make it 'blue'"))
+    assert edited.job_id is not None and edited.reply is None
+    refused = intake.edit(EditSubmission(team_id="T1", user_id="U1", target=target, text="x --ar 7:3"))
+    assert refused.job_id is None and refused.reply and "7:3" in refused.reply
+    assert len(refused.reply) <= 150 and "&" not in refused.reply  # plain text under the modal's input
+    empty = intake.message(parsed(text=f"<@{BOT}>", files=[]), event_id="Ev9")
+    assert empty.job_id is None and empty.reply and "Tell me what to make" in empty.reply
+    assert jobs(sessions) == 1

@@ -1,6 +1,6 @@
 """A loopback stand-in for Gemini's ``POST /v1beta/models/{model}:generateContent`` (image models).
 
-It follows the REST facts in the project's Gemini reference sheet, so a raw httpx client written against the
+It follows Google's REST documentation for the Gemini API, so a raw httpx client written against the
 docs works against it unchanged:
 
 * auth by ``x-goog-api-key`` (or ``?key=``); Google's error body shape ``{"error": {code, message, status}}``;

@@ -77,7 +77,7 @@ DEFAULT_MODELS: dict[str, FakeModel] = {
 }
 
 # ----------------------------------------------------------------------------------------------------
-# Pixel sizes (reference sheet §4)
+# Pixel sizes (Google's image-generation guide)
 # ----------------------------------------------------------------------------------------------------
 
 Size = tuple[int, int]

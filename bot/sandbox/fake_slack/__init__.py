@@ -14,7 +14,7 @@ and ``wait_for`` blocks on a condition variable until a predicate holds, so test
 scripts errors; ``hold`` keeps a method's responses back until released, to freeze the app at an exact
 point (e.g. to kill it after an upload and before it hears about it).
 
-Slack quirks reproduced on purpose (see the reference fact sheet):
+Slack quirks reproduced on purpose (from Slack's API docs and what its SDKs expect):
 
 * API errors are HTTP 200 with ``{"ok": false, "error": ...}``; rate limits are HTTP 429 with an integer
   ``Retry-After``; ``fail(..., http_status=500)`` answers with an HTML page like Slack's edge.

@@ -1,0 +1,86 @@
+"""The job runner in-process: a real database (SQLite and PostgreSQL) and the stand-ins."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import update
+
+from bot.models import Job
+from tests.bot.stack import CHANNEL, InProcess
+
+
+def roots(world: InProcess) -> list[dict[str, object]]:
+    return [m for m in world.slack.messages if m.get("bot_id") and not m.get("thread_ts")]
+
+
+def test_a_job_runs_from_the_command_to_an_image_in_its_thread(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a lighthouse at dawn --ar 16:9")
+    world.runner().run(world.claim())
+
+    [upload] = world.slack.uploads
+    [root] = roots(world)
+    assert upload.shared and upload.channel == CHANNEL and upload.thread_ts == root["ts"]
+    job = world.job(job_id)
+    assert (job.state, job.attempts, job.upload_file_id) == ("done", 1, upload.file_id)
+    assert job.model_version == "gemini-nano-banana-2.1" and job.result_turn_id is not None
+    assert world.slack.message(CHANNEL, str(job.status_ts))["deleted"]  # type: ignore[index]
+
+
+def test_a_run_after_slack_turned_it_away_repeats_only_the_slack_step(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a lighthouse at dusk")
+    world.slack.fail("files.getUploadURLExternal", error="edge", http_status=500)
+    world.runner().run(world.claim())
+    waiting = world.job(job_id)
+    assert waiting.state == "queued" and waiting.result_turn_id is not None  # the answer is kept
+    assert "trying again in 30 s" in str(world.slack.message(CHANNEL, str(waiting.status_ts))["text"])  # type: ignore[index]
+
+    with world.sessions.begin() as session:  # as if the 30 s had passed
+        session.execute(update(Job).values(not_before=Job.created_at))
+    world.runner().run(world.claim())
+    assert world.job(job_id).state == "done"
+    assert len(world.gemini.requests) == 1  # Gemini was not paid twice
+    assert len(roots(world)) == 1 and len(world.slack.uploads) == 1
+    assert len(world.slack.calls_to("chat.postMessage")) == 2  # the root and one status message
+
+
+def test_when_the_retries_are_used_up_the_person_is_told(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a lighthouse in fog")
+    world.slack.fail("chat.postMessage", error="edge", http_status=500)
+    world.runner(slack_retry_delays=()).run(world.claim())
+    job = world.job(job_id)
+    assert (job.state, job.error_code) == ("failed", "http_500")
+    [told] = world.slack.responses  # no thread yet: privately, through the command's response_url
+    assert "nothing was generated" in str(told.body["text"])
+    assert world.gemini.requests == []
+
+
+def test_a_run_whose_lease_was_taken_over_stops_without_touching_slack(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a lighthouse in a storm")
+    lease = world.claim()
+    with ThreadPoolExecutor(max_workers=1) as pool, world.gemini.hold() as held:
+        running = pool.submit(world.runner().run, lease)
+        held.wait_for_call()  # the run is inside its Gemini call
+        with world.sessions.begin() as session:  # another worker took the job over
+            session.execute(update(Job).values(lease_owner="other-worker", attempts=Job.attempts + 1))
+        held.release()
+        running.result(timeout=30)
+    job = world.job(job_id)
+    assert (job.state, job.lease_owner, job.result_turn_id) == ("running", "other-worker", None)
+    assert world.slack.uploads == [] and world.slack.calls_to("files.getUploadURLExternal") == []
+
+
+def test_a_job_given_up_after_too_many_attempts_says_so_without_calling_gemini(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a cursed teapot")
+    with world.sessions.begin() as session:
+        session.execute(update(Job).values(attempts=8))
+    world.runner().run(world.claim())
+    job = world.job(job_id)
+    assert (job.state, job.error_code) == ("failed", "GaveUp")
+    assert world.gemini.requests == []
+    assert "failed 8 times" in str(world.slack.responses[-1].body["text"])
