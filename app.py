@@ -9,13 +9,15 @@ python app.py sandbox    run the whole bot offline against the built-in stand-in
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,17 +34,17 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from bot.catalog import Catalog
-from bot.db import create_db_engine, healthy, migrate, normalise_url, session_factory
-from bot.errors import ConfigError
+from bot.db import healthy, normalise_url, open_database, session_factory
+from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.redaction import RedactingFilter, add_secret
-from bot.settings import Settings, database_url_from, load_settings
+from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
 from handlers import Deps, register_all
-from handlers.web import wsgi_app
+from handlers.web import SERVER_SETTINGS, wsgi_app
 
 log = logging.getLogger("banana")
 
@@ -57,8 +59,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, workers: int) -> Runtime:
-    engine = create_db_engine(settings.database_url, pool_size=max(5, workers + 4))
-    migrate(engine)
+    engine = open_database(settings.database_url, pool_size=max(5, workers + 4))
     sessions = session_factory(engine)
     http = httpx.Client(
         timeout=httpx.Timeout(settings.gemini_timeout_seconds, connect=10.0),
@@ -143,14 +144,18 @@ def _wait_for_signal() -> None:
 
 
 def serve(settings: Settings) -> None:
+    """Everything that can fail at start (the database, Slack's answer to the token, the port) is tried
+    before the workers start, so a process that can't serve stops at once with one line."""
     runtime = build_runtime(settings, workers=settings.workers)
-    bolt = build_bolt(settings, runtime.intake)
-    runtime.pool.start()
+    with _quiet_libraries():  # their own lines about a refused token would come before ours
+        bolt = build_bolt(settings, runtime.intake)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         handler = SocketModeHandler(bolt, settings.slack_app_token)
-        handler.connect()  # type: ignore[no-untyped-call]
+        with _quiet_libraries():
+            handler.connect()  # type: ignore[no-untyped-call]
+        runtime.pool.start()
         log.info("connected to Slack in Socket Mode")
         _wait_for_signal()
         runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
@@ -159,18 +164,50 @@ def serve(settings: Settings) -> None:
 
     import waitress
 
-    server = waitress.create_server(
-        wsgi_app(bolt, healthy=lambda: healthy(runtime.engine)),
-        host="0.0.0.0",  # noqa: S104 - a server is meant to be reachable
-        port=settings.port,
-        threads=16,
-        ident="nano-banana",
+    app = wsgi_app(
+        bolt,
+        healthy=lambda: healthy(runtime.engine) and runtime.pool.claiming(),
+        signing_secret=str(settings.slack_signing_secret),
     )
+    try:
+        server = waitress.create_server(
+            app,
+            host="0.0.0.0",  # noqa: S104 - a server is meant to be reachable
+            port=settings.port,
+            **SERVER_SETTINGS,
+        )
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {settings.port} is already in use by another program; stop it, or set PORT to a "
+                "free port"
+            ) from err
+        raise StartupError(
+            f"can't listen on port {settings.port} ({err.strerror or err}); check PORT"
+        ) from err
+    runtime.pool.start()
     threading.Thread(target=server.run, name="http", daemon=True).start()
-    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", settings.port)
+    port = server.effective_port
+    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", port)
     _wait_for_signal()
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
     server.close()
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Hold Bolt's and slack_sdk's own log lines back while the app starts: a refused token makes them
+    log an ERROR (and Bolt warns that the SLACK_BOT_TOKEN it read from the environment "will be unused",
+    since the app passes its own client); the operator gets one line of ours instead."""
+    loggers = [logging.getLogger(name) for name in ("slack_bolt", "slack_sdk")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def work(settings: Settings) -> None:
@@ -215,33 +252,72 @@ def configure_logging(level_name: str | None = None) -> None:
         log.warning("LOG_LEVEL=%r is not a level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
 
 
-def main(argv: list[str] | None = None) -> int:
+_COMMANDS = {
+    "serve": "HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set; runs workers too",
+    "worker": "workers only (scale them apart from the web processes)",
+    "migrate": "upgrade the database and exit",
+    "sandbox": "run the whole bot offline against the built-in stand-ins",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "worker", "migrate", "sandbox"]
-    )
-    parser.add_argument("--out", default="sandbox-output", help="sandbox: where images and the transcript go")
-    args = parser.parse_args(argv)
-    # .env in the working directory only, never overriding real variables; first, so LOG_LEVEL
-    # may come from it too.
-    load_dotenv(Path.cwd() / ".env", override=False)
-    configure_logging()
+    commands = parser.add_subparsers(dest="command", metavar="{serve,worker,migrate,sandbox}")
+    for name, summary in _COMMANDS.items():
+        if name in ("serve", "worker"):
+            listed = variables_for("serve" if name == "serve" else "worker")
+        elif name == "migrate":
+            listed = [("DATABASE_URL", "SQLAlchemy URL (default sqlite:///banana.db in this folder)")]
+        else:
+            listed = []
+        epilog = "Reads (from the environment, or .env in the working directory):\n" + "\n".join(
+            f"  {variable:<36} {text}" for variable, text in listed
+        )
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=epilog
+            if listed
+            else "Reads no settings: it starts its own stand-ins for Slack and Gemini.",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name == "sandbox":
+            sub.add_argument("--out", default="sandbox-output", help="where images and the transcript go")
+    return parser
 
-    if args.command == "sandbox":
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    # .env in the working directory only, never overriding real variables; first, so LOG_LEVEL may come
+    # from it too.
+    dotenv = Path.cwd() / ".env"
+    load_dotenv(dotenv, override=False)
+    configure_logging()
+    where = f"in the environment or in {dotenv}" + ("" if dotenv.exists() else ", not found")
+
+    if command == "sandbox":
         from bot.sandbox.scenario import run_sandbox
 
         return run_sandbox(out_dir=args.out)
-    if args.command == "migrate":  # needs nothing but the database
-        migrate(create_db_engine(database_url_from(os.environ)))
-        return 0
     try:
-        settings = load_settings()
+        if command == "migrate":  # needs nothing but the database
+            open_database(database_url_from(os.environ))
+            return 0
+        settings = load_settings(role="worker" if command == "worker" else "serve")
     except ConfigError as err:
-        print("Nano Banana can't start; set these (in the environment or in .env):", file=sys.stderr)
-        for problem in err.problems:
-            print(f"  - {problem}", file=sys.stderr)
+        if len(err.problems) == 1:
+            print(f"Nano Banana can't start: {err.problems[0]} (settings: {where})", file=sys.stderr)
+        else:
+            print(f"Nano Banana can't start; set these ({where}):", file=sys.stderr)
+            for problem in err.problems:
+                print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except StartupError as err:
+        print(f"Nano Banana can't start: {err}", file=sys.stderr)
         return 2
     add_secret(
         settings.slack_bot_token,
@@ -250,12 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         settings.gemini_api_key,
         make_url(normalise_url(settings.database_url)).password,
     )
-    log.debug("%s with %r", args.command, settings)
+    log.debug("%s with %r", command, settings)
     try:
-        if args.command == "worker":
+        if command == "worker":
             work(settings)
         else:
             serve(settings)
+    except StartupError as err:
+        print(f"Nano Banana can't start: {err}", file=sys.stderr)
+        return 2
     except (BoltError, SlackApiError, OSError) as err:  # URLError is an OSError
         print(f"Nano Banana can't start: {_startup_problem(err, settings)}", file=sys.stderr)
         return 2

@@ -71,7 +71,13 @@ _FAMILIES: tuple[tuple[str, Family], ...] = (
     ("gemini-2.5-flash-image", NANO_BANANA),
     ("gemini-nano-banana-2.1", NANO_BANANA_2_1),
 )
+MAX_MODEL_ID = 64  # Google's IDs are far shorter; job.model_id and model_label hold 128
 _MODEL_ID = re.compile(r"^(?:models/)?(gemini-[a-z0-9][a-z0-9.\-]*)$")
+
+
+def is_model_id(value: str) -> bool:
+    """A full Gemini model ID (``gemini-…``, at most ``MAX_MODEL_ID`` characters)."""
+    return len(value) <= MAX_MODEL_ID and _MODEL_ID.match(value.lower()) is not None
 
 
 def successor(model_id: str) -> str | None:
@@ -115,6 +121,11 @@ class Catalog:
 
     def resolve(self, name: str) -> Model:
         key = name.strip().lower()
+        if len(key) > MAX_MODEL_ID:
+            raise OptionError(
+                f"That model name is {len(key):,} characters long; model IDs have at most {MAX_MODEL_ID}. "
+                "`/banana help` lists the models."
+            )
         alias = NICKNAMES.get(key, key)
         if alias in self.aliases:
             model_id = self.aliases[alias]

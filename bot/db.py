@@ -8,9 +8,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import StartupError
+from bot.models import HealthCheck, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,55 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def shown_url(url: str) -> str:
+    """The URL as an operator may see it: the password hidden, or nothing if it can't be parsed."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "DATABASE_URL"
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine on the newest migration; every problem a ``StartupError`` of one line with a hint."""
+    try:
+        engine = create_db_engine(url, pool_size=pool_size)
+        migrate(engine)
+    except Exception as err:  # whatever the driver raises: the operator gets a sentence, not a traceback
+        raise StartupError(explain_database_error(url, err)) from err
+    return engine
+
+
+_HINTS = (
+    ("does not exist", "create the database (for example `createdb`) or fix the name in DATABASE_URL"),
+    ("password authentication failed", "check the user name and password in DATABASE_URL"),
+    ("role", "check the user name in DATABASE_URL"),
+    ("connection refused", "check the host and port in DATABASE_URL and that the server is running"),
+    ("could not translate host name", "check the host name in DATABASE_URL"),
+    ("timeout expired", "check the host and port in DATABASE_URL and the network in between"),
+    ("unable to open database file", "check the path in DATABASE_URL: its folder must exist and be writable"),
+    ("readonly database", "check that the process may write the database file and its folder"),
+    ("disk i/o error", "check the disk holding the database (space, permissions)"),
+)
+
+
+def explain_database_error(url: str, err: BaseException) -> str:
+    """``the database at <url> can't be used: <cause>; <hint>``."""
+    shown = shown_url(url)
+    if isinstance(err, NoSuchModuleError | ModuleNotFoundError):
+        scheme = shown.split("://", 1)[0]
+        return (
+            f"the database at {shown} can't be used: there is no driver for {scheme}://; use postgresql:// "
+            "(psycopg is installed) or sqlite:///, or install the driver for your database"
+        )
+    if isinstance(err, ArgumentError):
+        return f"DATABASE_URL is not a database URL ({err}); for example postgresql://user:pass@host/db"
+    orig = getattr(err, "orig", None) or err
+    cause = " ".join(str(orig).split()) or type(orig).__name__
+    cause = cause.replace(str(make_url(url).password or "\0"), "***") if "://" in url else cause
+    hint = next((h for needle, h in _HINTS if needle in cause.lower()), "check DATABASE_URL")
+    return f"the database at {shown} can't be used: {cause[:300]}; {hint}"
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
@@ -109,16 +162,31 @@ def migrate(engine: Engine) -> None:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_MIGRATION_LOCK})
                 conn.commit()
-    log.info("database is at the newest migration")
+    log.debug("database is at the newest migration")
 
 
-def healthy(engine: Engine) -> bool:
+def health_problem(engine: Engine) -> str | None:
+    """Why the database can't serve the bot right now, or None. It must take a write, not only answer a
+    read: a full disk, a read-only server, or (SQLite) a database file deleted under the running process
+    (which would go on writing to the vanished file) all make it unhealthy."""
+    database = engine.url.database
+    on_file = engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+    if on_file and not Path(str(database)).exists():
+        return f"the database file {database} is gone"
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
+        with engine.begin() as conn:
+            written = conn.execute(update(HealthCheck).where(HealthCheck.id == 1).values(checked_at=utcnow()))
+            if not getattr(written, "rowcount", 0):
+                conn.execute(insert(HealthCheck).values(id=1, checked_at=utcnow()))
     except Exception as err:
         orig = getattr(err, "orig", None) or err
         detail = (str(orig).strip().splitlines() or [""])[0][:200]
-        log.warning("database health check failed: %s: %s", type(orig).__name__, detail)
-        return False
+        return f"{type(orig).__name__}: {detail}"
+    return None
+
+
+def healthy(engine: Engine) -> bool:
+    problem = health_problem(engine)
+    if problem is not None:
+        log.warning("database health check failed: %s", problem)
+    return problem is None

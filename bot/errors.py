@@ -2,6 +2,7 @@
 
     BananaError
     ├── ConfigError                 missing or invalid configuration (stops the program)
+    ├── StartupError                the program can't start (the database, the port): one line
     ├── GaveUp                      a job that kept failing is stopped, not retried forever
     ├── UserInputError              the request itself is wrong; nothing is spent
     │   ├── OptionError             unknown option, bad --ar/--size/--model, empty or huge prompt
@@ -36,6 +37,10 @@ class ConfigError(BananaError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class StartupError(BananaError):
+    """The program can't start. ``str(err)`` is one line for the operator: what, the cause, a hint."""
 
 
 class UserInputError(BananaError):

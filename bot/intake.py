@@ -20,7 +20,7 @@ from bot.catalog import Catalog, Model, family_of
 from bot.errors import OptionError
 from bot.models import Conversation, Job
 from bot.options import Request, is_help, parse_request
-from bot.payloads import EditSubmission, Message, Route, route
+from bot.payloads import Command, EditSubmission, Message, Route, route
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +67,22 @@ class Intake:
         self.default_model = default_model
         self._on_enqueued = on_enqueued
 
-    def command(
-        self, *, team_id: str, channel_id: str, user_id: str, text: str, response_url: str | None
-    ) -> Outcome:
+    def command(self, command: Command) -> Outcome:
         """``/banana``: the reply is the private acknowledgement. The job exists before this returns."""
-        if is_help(text):
+        if is_help(command.text):
             return Outcome(reply=messages.usage(self.catalog, default_model=self.default_model))
         try:
-            request = self._parse(text)
+            request = self._parse(command.text)
         except OptionError as err:
             return Outcome(reply=messages.for_error(err))
         turn = NewTurn(
-            team_id=team_id,
-            channel_id=channel_id,
-            user_id=user_id,
+            team_id=command.team_id,
+            channel_id=command.channel_id,
+            user_id=command.user_id,
             origin="command",
             thread_ts=None,
             markup=True,
-            response_url=response_url,
+            response_url=command.response_url,
         )
         with self._sessions.begin() as session:
             job = self._accept(session, None, request, turn)

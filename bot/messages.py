@@ -48,6 +48,7 @@ NO_IMAGES_TO_EDIT = (
 
 
 NOTHING_TO_CHANGE = "Tell me what to change, e.g. `make it blue`."
+NOT_UNDERSTOOD = "Slack sent me something I couldn't read, so nothing was queued. Please try again."
 MODAL_ERROR_CHARS = 150  # Slack shows at most this much under a modal's input
 
 

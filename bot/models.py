@@ -168,3 +168,13 @@ class SlackEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class HealthCheck(Base):
+    """One row that ``/healthz`` rewrites: a database that answers reads but refuses writes (disk full,
+    read-only) is not healthy."""
+
+    __tablename__ = "health_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime] = mapped_column(DateTime)

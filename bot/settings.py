@@ -6,9 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from bot.catalog import DEFAULT_MODEL
-from bot.errors import ConfigError
+from bot.catalog import DEFAULT_MODEL, Catalog, is_model_id
+from bot.errors import ConfigError, OptionError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_GEMINI_API_URL = "https://generativelanguage.googleapis.com"
@@ -67,6 +68,8 @@ def _parse_aliases(raw: str) -> dict[str, str]:
         name, sep, model_id = item.partition("=")
         if not sep or not name.strip() or not model_id.strip():
             raise ConfigError([f"BANANA_MODEL_ALIASES: {item!r} is not alias=model-id"])
+        if not is_model_id(model_id.strip()):
+            raise ConfigError([f"BANANA_MODEL_ALIASES: {model_id.strip()!r} is not a gemini-… model ID"])
         aliases[name.strip().lower()] = model_id.strip()
     return aliases
 
@@ -93,8 +96,39 @@ def database_url_from(environ: Mapping[str, str]) -> str:
     return environ.get("DATABASE_URL", "").strip() or f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``environ`` (default ``os.environ``); list every missing value at once."""
+Role = Literal["serve", "worker"]
+
+SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY")
+
+# What each command reads, for its --help. (migrate reads DATABASE_URL only; sandbox nothing.)
+VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
+    "SLACK_BOT_TOKEN": (("serve", "worker"), "required: the xoxb- bot token"),
+    "SLACK_SIGNING_SECRET": (("serve",), "required in HTTP mode: verifies Slack's requests"),
+    "SLACK_APP_TOKEN": (("serve",), "xapp- token: when set, Socket Mode instead of HTTP"),
+    "GEMINI_API_KEY": (("serve", "worker"), "required: sent to Gemini as x-goog-api-key"),
+    "SLACK_API_URL": (("serve", "worker"), f"Web API base (default {DEFAULT_SLACK_API_URL})"),
+    "GEMINI_API_URL": (("serve", "worker"), f"Gemini base (default {DEFAULT_GEMINI_API_URL})"),
+    "DATABASE_URL": (("serve", "worker"), f"SQLAlchemy URL (default sqlite:///{DEFAULT_DATABASE_FILE})"),
+    "PORT": (("serve",), "HTTP mode: the port for /slack/events and /healthz (default 3000)"),
+    "BANANA_DEFAULT_MODEL": (("serve",), f"alias or model ID (default {DEFAULT_MODEL})"),
+    "BANANA_MODEL_ALIASES": (("serve", "worker"), "alias=model-id,… over the built-in table"),
+    "BANANA_WORKERS": (("serve", "worker"), "images made at once by this process (default 4)"),
+    "BANANA_JOB_LEASE_SECONDS": (("serve", "worker"), "a job with no heartbeat this long runs again (60)"),
+    "BANANA_GEMINI_TIMEOUT_SECONDS": (("serve", "worker"), "one generateContent call (180)"),
+    "BANANA_SHUTDOWN_GRACE_SECONDS": (("serve", "worker"), "on SIGTERM, time for running jobs (25)"),
+    "BANANA_SLACK_RETRY_DELAYS": (("serve", "worker"), "seconds before each further try (5,30,120)"),
+    "BANANA_SLACK_SHARE_TIMEOUT_SECONDS": (("serve", "worker"), "wait for an upload to show (20)"),
+    "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+}
+
+
+def variables_for(role: Role) -> list[tuple[str, str]]:
+    return [(name, text) for name, (roles, text) in VARIABLES.items() if role in roles]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "serve") -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``) for ``role``; list every problem at once.
+    A ``worker`` serves no HTTP, so it needs no signing secret and no port."""
     env = os.environ if environ is None else environ
 
     def get(name: str) -> str | None:
@@ -103,18 +137,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     problems: list[str] = []
     app_token = get("SLACK_APP_TOKEN")
-    required = ["SLACK_BOT_TOKEN", "GEMINI_API_KEY"] + ([] if app_token else ["SLACK_SIGNING_SECRET"])
+    http_mode = role == "serve" and not app_token
+    required = ["SLACK_BOT_TOKEN", "GEMINI_API_KEY"] + (["SLACK_SIGNING_SECRET"] if http_mode else [])
     problems += [f"{name} is not set: get it from {_WHERE[name]}" for name in required if not get(name)]
     if app_token and not app_token.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level xapp- token with connections:write")
     bot_token = get("SLACK_BOT_TOKEN")
     if bot_token and not bot_token.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN must be a bot token that starts with xoxb- (OAuth & Permissions)")
-    problems += [
-        f"{name} still holds the placeholder from .env.example"
-        for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY")
-        if "..." in (get(name) or "")
-    ]
+    for name in SECRETS:
+        value = get(name) or ""
+        if "..." in value:
+            problems.append(f"{name} still holds the placeholder from .env.example")
+        elif any(c.isspace() or not c.isascii() for c in value):
+            problems.append(
+                f"{name} contains a space or a character that isn't plain ASCII: it was probably copied "
+                "with something extra (an ellipsis, a line break); copy it again"
+            )
 
     def number(name: str, default: float, *, minimum: float) -> float:
         raw = get(name)
@@ -129,7 +168,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name} must be at least {minimum:g}")
         return value
 
-    port = number("PORT", 3000, minimum=0)
+    port = 3000
+    if http_mode and get("PORT") is not None:
+        raw_port = str(get("PORT"))
+        port = int(raw_port) if raw_port.isdigit() else 0
+        if not 1 <= port <= 65535:
+            problems.append(f"PORT={raw_port!r} is not a port: use a whole number from 1 to 65535")
     workers = number("BANANA_WORKERS", 4, minimum=0)
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
@@ -141,6 +185,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         aliases = _parse_aliases(get("BANANA_MODEL_ALIASES") or "")
     except ConfigError as err:
         problems += err.problems
+    default_model = get("BANANA_DEFAULT_MODEL") or DEFAULT_MODEL
+    try:
+        Catalog(aliases).resolve(default_model)
+    except OptionError:
+        names = ", ".join(Catalog(aliases).aliases)
+        problems.append(
+            f"BANANA_DEFAULT_MODEL={default_model!r} is neither an alias ({names}) nor a gemini-… model ID"
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -152,8 +204,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         slack_api_url=get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,
         gemini_api_url=(get("GEMINI_API_URL") or DEFAULT_GEMINI_API_URL).rstrip("/"),
         database_url=database_url_from(env),
-        port=int(port),
-        default_model=get("BANANA_DEFAULT_MODEL") or DEFAULT_MODEL,
+        port=port,
+        default_model=default_model,
         workers=int(workers),
         job_lease_seconds=lease,
         model_aliases=aliases,

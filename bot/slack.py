@@ -280,9 +280,10 @@ class SlackGateway:
         return dict(response["file"])
 
     def download(self, url: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
-        """Fetch a user's file. The bot token goes only to Slack's file host (or the overridden API host),
-        never to another host, never across a redirect to one (external files are not fetched at all:
-        ``bot.references``).
+        """Fetch a user's file, from Slack's file host only (``https://files.slack.com``, or the
+        ``SLACK_API_URL`` host when that is overridden), with the bot token. Any other URL, or a redirect
+        to one, is not fetched at all: the bot must not be a way to reach other hosts (this network
+        included), and its token goes nowhere else.
 
         Every failure is an ``AttachmentError`` (the caller names the file), never a crash of the job."""
         try:
@@ -292,8 +293,9 @@ class SlackGateway:
 
     def _download(self, url: str, *, max_bytes: int) -> bytes:
         for _ in range(4):
-            allowed = _origin(url) in self._token_origins
-            headers = {"authorization": f"Bearer {self.client.token}"} if allowed else {}
+            if _origin(url) not in self._token_origins:
+                raise AttachmentError("its address isn't on Slack's file host, so I didn't fetch it")
+            headers = {"authorization": f"Bearer {self.client.token}"}
             with self._http.stream(
                 "GET", url, headers=headers, follow_redirects=False, timeout=30
             ) as response:

@@ -3,6 +3,7 @@ graceful stop (SIGTERM): stop claiming, let running jobs finish within a grace p
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -42,7 +43,8 @@ class WorkerPool:
         self._running: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
-        self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._failing: set[str] = set()  # worker threads whose last claim failed
+        self.owner_prefix = owner_prefix(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6])
 
     def start(self) -> None:
         for i in range(self._threads):
@@ -54,6 +56,12 @@ class WorkerPool:
         if self._threads:
             threading.Thread(target=self._heartbeat, name="banana-heartbeat", daemon=True).start()
         log.info("%d workers started (lease %.0fs)", self._threads, self._lease_seconds)
+
+    def claiming(self) -> bool:
+        """False while any worker thread's last attempt to claim failed (the database refuses the claim,
+        whatever the reason): ``/healthz`` reports that, rather than a healthy-looking idle process."""
+        with self._lock:
+            return not self._failing
 
     def wake(self) -> None:
         """A job was enqueued in this process: claim it now instead of at the next poll."""
@@ -84,11 +92,15 @@ class WorkerPool:
                 else:
                     log.exception("cannot claim jobs; retrying")
                 outage = True
+                with self._lock:
+                    self._failing.add(owner)
                 self._stopping.wait(min(5.0, self._poll_seconds * 4))
                 continue
             if outage:
                 log.info("claiming jobs again: the database is back")
                 outage = False
+                with self._lock:
+                    self._failing.discard(owner)
             if lease is None:
                 self._idle()
                 continue
@@ -139,6 +151,22 @@ class WorkerPool:
                     _short(err),
                 )
         log.info("workers stopped")
+
+
+OWNER_MAX = 64  # job.lease_owner
+_INDEX_ROOM = 4  # ":NNN", a worker thread's number
+
+
+def owner_prefix(hostname: str, pid: int, tag: str) -> str:
+    """``host:pid:tag``, short enough that every worker id (``prefix:N``) fits ``job.lease_owner``
+    whatever the hostname (Kubernetes pod names reach 63 characters). A hostname that has to be cut keeps
+    its start and gains a hash of the whole, so two long names that share a start stay apart."""
+    rest = f":{pid}:{tag}"
+    room = OWNER_MAX - _INDEX_ROOM - len(rest)
+    if len(hostname) > room:
+        digest = hashlib.sha256(hostname.encode()).hexdigest()[:8]
+        hostname = f"{hostname[: room - len(digest) - 1]}~{digest}"
+    return f"{hostname}{rest}"
 
 
 def _short(err: BaseException) -> str:

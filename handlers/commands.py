@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App
 
 from bot import messages
+from bot.payloads import parse_command
 
 if TYPE_CHECKING:
     from handlers import Deps
@@ -18,17 +19,13 @@ log = logging.getLogger(__name__)
 def register(app: App, deps: Deps) -> None:
     @app.command("/banana")
     def banana(ack: Ack, command: dict[str, Any]) -> None:
+        parsed = parse_command(command)
+        if parsed is None:
+            log.warning("ignored a /banana whose ids don't look like Slack's")
+            ack(response_type="ephemeral", text=messages.NOT_UNDERSTOOD)
+            return
         try:
-            reply = (
-                deps.intake.command(
-                    team_id=str(command["team_id"]),
-                    channel_id=str(command["channel_id"]),
-                    user_id=str(command["user_id"]),
-                    text=str(command.get("text") or ""),
-                    response_url=command.get("response_url"),
-                ).reply
-                or ""
-            )
+            reply = deps.intake.command(parsed).reply or ""
         except Exception as err:  # the user must hear something within 3 s, whatever broke
             log.exception("could not queue /banana")
             reply = messages.for_error(err)

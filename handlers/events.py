@@ -10,7 +10,7 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.payloads import Message, parse_message
+from bot.payloads import Message, event_id_of, parse_message
 
 if TYPE_CHECKING:
     from handlers import Deps
@@ -26,7 +26,7 @@ def register(app: App, deps: Deps) -> None:
         message = parse_message(event, team_id=team_id, bot_user_id=context.bot_user_id)
         if message is None:
             return  # edits, deletions, other bots: acknowledged (no 404, so no Slack retries) and ignored
-        outcome = deps.intake.message(message, event_id=body.get("event_id"))
+        outcome = deps.intake.message(message, event_id=event_id_of(body))
         if outcome.reply:
             reply = outcome.reply
             deps.after_ack(lambda: _tell_privately(client, message, reply))

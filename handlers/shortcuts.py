@@ -40,6 +40,9 @@ def register(app: App, deps: Deps) -> None:
         submission = parse_edit_submission(
             body, block_id=blocks.INSTRUCTION_BLOCK, action_id=blocks.INSTRUCTION_ACTION
         )
+        if submission is None:
+            ack(response_action="errors", errors={blocks.INSTRUCTION_BLOCK: messages.NOT_UNDERSTOOD})
+            return
         outcome = deps.intake.edit(submission)
         if outcome.reply:
             ack(response_action="errors", errors={blocks.INSTRUCTION_BLOCK: outcome.reply})

@@ -1,13 +1,15 @@
 """The WSGI app served in HTTP mode: POST /slack/events (Bolt) and GET /healthz, behind a screen.
 
-The screen answers before Bolt sees a request it can't parse: a body that is neither a JSON object nor a
-form gets a 400, and a request whose timestamp header is missing, not a number or over five minutes old
-gets a 401. Bolt would raise while parsing such a body, which the WSGI server turns into a 500 (and
-Slack retries). Everything else reaches Bolt byte for byte, and Bolt checks the signature.
+The screen answers before Bolt sees a request that can't be Slack's or that Bolt can't parse: an
+oversized body gets 413, a missing, stale or wrong signature 401 (checked on the raw bytes before
+anything is parsed), and only then a body that is neither a JSON object nor a form 400. Bolt would raise
+while parsing such a body, which the WSGI server turns into a 500 (and Slack retries).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -28,8 +30,23 @@ MAX_BODY_BYTES = 1_048_576  # Slack's payloads are a few KB; a slash command's t
 STALE_AFTER_SECONDS = 300  # Slack's rule, and Bolt's: a request older than five minutes may be a replay
 
 
-def wsgi_app(app: App, *, healthy: Callable[[], bool]) -> WsgiApp:
-    slack = screen_requests(SlackRequestHandler(app, path="/slack/events"))
+# waitress reads every request in one async loop and hands only complete ones to its threads, so a slow
+# client costs a socket, not a thread. These settings bound what idle or hostile clients can hold:
+SERVER_SETTINGS: dict[str, Any] = {
+    "threads": 16,
+    "connection_limit": 1000,  # default 100: a hundred idle sockets stopped every new connection
+    "channel_timeout": 10,  # seconds a connection may send nothing before it is closed (default 120)
+    "cleanup_interval": 2,  # how often idle connections are looked for
+    "asyncore_use_poll": True,  # poll(), not select(): no 1,024-descriptor ceiling
+    "max_request_header_size": 65_536,
+    "max_request_body_size": MAX_BODY_BYTES,  # answered 413 as soon as Content-Length says more
+    "inbuf_overflow": 2 * MAX_BODY_BYTES,  # a body that is allowed is kept in memory, never spooled
+    "ident": "nano-banana",
+}
+
+
+def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str) -> WsgiApp:
+    slack = screen_requests(SlackRequestHandler(app, path="/slack/events"), signing_secret=signing_secret)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -64,7 +81,7 @@ def malformed(body: bytes, content_type: str) -> str | None:
     if content_type.split(";")[0].strip().lower() == "application/json" or text.startswith("{"):
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
             return "body is not valid JSON"
         return None if isinstance(parsed, dict) else "JSON body is not an object"
     try:
@@ -74,17 +91,20 @@ def malformed(body: bytes, content_type: str) -> str | None:
     if "payload" in form:  # an interaction: payload=<json>
         try:
             payload = json.loads(form["payload"])
-        except ValueError:
+        except (ValueError, RecursionError):
             return "payload is not valid JSON"
         if not isinstance(payload, dict):
             return "payload is not a JSON object"
     return None
 
 
-def screen_requests(slack: WsgiApp) -> WsgiApp:
-    """Wrap Bolt's WSGI handler: answer 401 to requests that can't be Slack's (no, a non-numeric or a stale
-    timestamp) and 400 to bodies Bolt can't parse; pass everything else, byte for byte, to Bolt (which
-    checks the signature)."""
+def screen_requests(slack: WsgiApp, *, signing_secret: str) -> WsgiApp:
+    """Wrap Bolt's WSGI handler. In this order, and before anything is parsed: a body over
+    ``MAX_BODY_BYTES`` is refused (waitress already refuses it from its Content-Length, before reading
+    it); a request without a fresh timestamp and a valid signature over the raw bytes gets 401; only then
+    is the body read as JSON or a form, and one Bolt can't parse gets 400. Everything else reaches Bolt
+    byte for byte (which checks the signature again)."""
+    secret = signing_secret.encode()
 
     def reply(start_response: StartResponse, status: str, error: str) -> list[bytes]:
         body = json.dumps({"error": error}).encode()
@@ -99,22 +119,36 @@ def screen_requests(slack: WsgiApp) -> WsgiApp:
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
-            return reply(start_response, "400 Bad Request", "invalid content length")
+            return reply(start_response, "413 Content Too Large", "invalid content length")
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        problem = malformed(body, str(environ.get("CONTENT_TYPE") or ""))
-        if problem is None and (body.startswith(b"ssl_check=") or b"&ssl_check=" in body):
-            return slack(environ, start_response)  # Bolt answers these itself, before any signature check
+        if _is_ssl_check(body):
+            return slack(environ, start_response)  # Bolt answers these itself; Slack doesn't sign them
         timestamp = str(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or "")
-        if not timestamp.isdigit() or not environ.get("HTTP_X_SLACK_SIGNATURE"):
-            log.info("rejected a request without a valid Slack timestamp or signature header")
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > STALE_AFTER_SECONDS:
+            log.info("rejected a request without a fresh Slack timestamp")
             return reply(start_response, "401 Unauthorized", "invalid request")
-        if abs(time.time() - int(timestamp)) > STALE_AFTER_SECONDS:
-            log.info("rejected a stale request (timestamp %s)", timestamp)
+        if not _signed(secret, timestamp, body, signature):
+            log.info("rejected a request with an invalid signature")
             return reply(start_response, "401 Unauthorized", "invalid request")
+        problem = malformed(body, str(environ.get("CONTENT_TYPE") or ""))
         if problem is not None:
             log.info("rejected a malformed request: %s", problem)
             return reply(start_response, "400 Bad Request", problem)
         return slack(environ, start_response)
 
     return application
+
+
+def _signed(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    """Slack's v0 signature over the raw bytes (slack_sdk's SignatureVerifier wants text, and a body that
+    is not UTF-8 must be refused as malformed, not crash the check)."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _is_ssl_check(body: bytes) -> bool:
+    """Slack's certificate check (``ssl_check=1&token=…``), recognised by its bytes alone."""
+    return body.startswith(b"ssl_check=") or b"&ssl_check=" in body

@@ -30,3 +30,11 @@ def test_stand_in_modules_stay_small() -> None:
         for path in (ROOT / "bot" / "sandbox").rglob("*.py")
     }
     assert {name: n for name, n in sizes.items() if n > 600} == {}
+
+
+def test_env_example_is_plain_ascii_and_names_every_setting() -> None:
+    from bot.settings import VARIABLES
+
+    text = (ROOT / ".env.example").read_text()
+    assert text.isascii()  # placeholders copied from it can't smuggle an ellipsis into a token
+    assert [name for name in VARIABLES if name not in text] == []

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -28,12 +28,20 @@ class AppProcess:
     """``python app.py <command>`` with exactly the given environment (plus PATH); logs go to a file."""
 
     def __init__(
-        self, env: Mapping[str, str], *, command: str = "serve", log_path: Path | None = None
+        self,
+        env: Mapping[str, str],
+        *,
+        command: str = "serve",
+        log_path: Path | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
+        """``wrapper``: a command the app runs under (``unshare -u sh -c …``), for a test that needs the
+        process to see a different host."""
         # Coverage's settings pass through (``pytest --cov`` measures the app in its child processes).
         measuring = {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
         self.env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **measuring, **env}
         self.command = command
+        self.wrapper = list(wrapper)
         self.port = int(self.env.get("PORT", "0") or 0)
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="banana-app-", suffix=".log")[1])
         self._log: IO[bytes] | None = None
@@ -46,7 +54,7 @@ class AppProcess:
     def start(self) -> AppProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, str(ROOT / "app.py"), self.command],
+            [*self.wrapper, sys.executable, str(ROOT / "app.py"), self.command],
             # Not the repository: app.py reads .env from its working directory, and a developer's real
             # .env (tokens, SLACK_APP_TOKEN) must not leak into a run against the stand-ins.
             cwd=str(self.log_path.parent),

@@ -58,9 +58,27 @@ def clear_outputs(out: Path) -> None:
 
 
 def run_sandbox(out_dir: str = "sandbox-output") -> int:
+    """Play the session; 0 when it went through, 2 when ``out_dir`` can't be used, 130 on Ctrl-C."""
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    clear_outputs(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        clear_outputs(out)
+    except OSError as err:
+        print(
+            f"Nano Banana can't start the sandbox: {out} can't hold its output ({err.strerror or err}); "
+            "pick another folder with --out",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows as it happens
+    try:
+        return _play(out)
+    except KeyboardInterrupt:
+        print("Sandbox stopped (Ctrl-C); the app and the stand-ins were shut down.", file=sys.stderr)
+        return 130
+
+
+def _play(out: Path) -> int:
     started = time.monotonic()
     with FakeSlack() as slack, FakeGemini(latency_s=0.4) as gemini:
         port = free_port()

@@ -14,6 +14,7 @@ from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.models import Job
+from bot.payloads import Command
 from bot.queue import Lease
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
@@ -48,9 +49,10 @@ class InProcess:
 
     def command(self, text: str, *, user: str = "UALICE") -> int:
         response_url = self.slack.new_response_url(channel_id=CHANNEL, user_id=user)
-        outcome = self.intake().command(
+        command = Command(
             team_id=self.slack.team_id, channel_id=CHANNEL, user_id=user, text=text, response_url=response_url
         )
+        outcome = self.intake().command(command)
         assert outcome.job_id is not None, outcome.reply
         return outcome.job_id
 

@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import Catalog
-from bot.intake import Intake
+from bot.intake import Intake, Outcome
 from bot.models import Conversation, Job
-from bot.payloads import EditSubmission, EditTarget, Message, parse_message
+from bot.payloads import Command, EditSubmission, EditTarget, Message, parse_message
 
 BOT = "UBANANA"
 
@@ -66,14 +66,20 @@ def test_bad_option_in_a_reply_gets_a_private_answer_and_no_job(sessions: sessio
 
 def test_slash_command_help_and_errors_answer_privately(sessions: sessionmaker[Session]) -> None:
     intake = make_intake(sessions)
-    kwargs: dict[str, Any] = {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "response_url": None}
-    assert "--model" in str(intake.command(text="help", **kwargs).reply)
-    assert "--model" in str(intake.command(text="", **kwargs).reply)
-    assert "`--nope`" in str(intake.command(text="x --nope", **kwargs).reply)
+
+    def command(text: str) -> Outcome:
+        return intake.command(
+            Command(team_id="T1", channel_id="C1", user_id="U1", text=text, response_url=None)
+        )
+
+    assert "--model" in str(command("help").reply)
+    assert "--model" in str(command("").reply)
+    assert "`--nope`" in str(command("x --nope").reply)
+    assert "1,000 characters long" in str(command("x --model " + "m" * 1000).reply)
     assert jobs(sessions) == 0
-    first = intake.command(text="a mug", **kwargs)
+    first = command("a mug")
     assert first.job_id is not None and first.reply == "🍌 Got it — working on your image."
-    assert "1 request is ahead of yours" in str(intake.command(text="a cup", **kwargs).reply)
+    assert "1 request is ahead of yours" in str(command("a cup").reply)
     assert jobs(sessions) == 2
 
 

@@ -8,7 +8,9 @@ from bot.payloads import (
     EditTarget,
     Message,
     Route,
+    event_id_of,
     image_files,
+    parse_command,
     parse_edit_submission,
     parse_message,
     parse_shortcut,
@@ -82,6 +84,7 @@ def test_the_shortcut_target_travels_through_the_modal_and_back() -> None:
         "view": {"private_metadata": target.to_metadata(), "state": {"values": {"b": {"a": {"value": "x"}}}}},
     }
     submission = parse_edit_submission(body, block_id="b", action_id="a")
+    assert submission is not None
     assert (submission.team_id, submission.user_id, submission.text, submission.target) == (
         "T1",
         "U1",
@@ -97,3 +100,16 @@ def test_a_shortcut_on_a_message_without_images_has_no_target() -> None:
     }
     assert parse_shortcut(no_images) is None
     assert route(parsed(thread_ts="10.0", ts="10.0")) is Route.IGNORE  # a parent is not a reply
+
+
+def test_ids_and_timestamps_that_dont_look_like_slacks_are_refused() -> None:
+    assert parse_message(event(channel="C" * 40), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(user="alice; DROP TABLE"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(ts="1" * 40), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(thread_ts="tomorrow"), team_id="T1", bot_user_id=BOT) is None
+    assert parse_message(event(), team_id="T" * 33, bot_user_id=BOT) is None
+    assert parse_command({"team_id": "T1", "channel_id": "C1", "user_id": "U" * 99, "text": "x"}) is None
+    ok = parse_command({"team_id": "T1", "channel_id": "C1", "user_id": "U1", "text": "x", "response_url": 5})
+    assert ok is not None and ok.response_url is None
+    assert event_id_of({"event_id": "Ev0123ABC"}) == "Ev0123ABC"
+    assert event_id_of({"event_id": "Ev" + "x" * 300}) is None

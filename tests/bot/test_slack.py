@@ -93,13 +93,14 @@ def test_user_names_are_looked_up_once_and_cached(slack: FakeSlack, gateway: Sla
     assert gateway.user_name("not-a-user") is None  # user_not_found: the mention stays as it is
 
 
-def test_the_token_goes_only_to_slacks_file_host(slack: FakeSlack, gateway: SlackGateway) -> None:
+def test_only_slacks_file_host_is_fetched_with_the_token(slack: FakeSlack, gateway: SlackGateway) -> None:
     hosted = slack.host_file(TINY_PNG, name="dot.png", mimetype="image/png")
     assert gateway.download(str(hosted["url_private_download"])) == TINY_PNG
     assert slack.downloads[-1].authorized
     outside = f"{slack.external_host}/anything.png"
-    assert gateway.download(outside) == TINY_PNG
-    assert not slack.external_requests[-1].had_token
+    with pytest.raises(AttachmentError, match="file host"):
+        gateway.download(outside)
+    assert slack.external_requests == []  # not fetched at all, with or without the token
     slack.fail("files.info", error="file_not_found")
     with pytest.raises(SlackDeliveryFailed):
         gateway.file_info("F404")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.worker import WorkerPool
+from bot.worker import WorkerPool, owner_prefix
 from tests.bot.stack import InProcess
 
 SLOW_POLL = 60.0  # longer than any test: a job is claimed promptly only if the pool is woken
@@ -67,3 +67,11 @@ def test_stop_releases_what_cannot_finish_in_time(stand_ins: InProcess, pool: Wo
         if thread.name.startswith("banana-worker"):
             thread.join(timeout=30)
     assert world.job(job_id).state == "queued" and world.slack.uploads == []
+
+
+@pytest.mark.parametrize("hostname", ["web-1", "a" * 63, "pod-" + "x" * 251])
+def test_every_worker_id_fits_the_lease_column(hostname: str) -> None:
+    prefix = owner_prefix(hostname, 4_194_304, "abcdef")
+    assert len(f"{prefix}:999") <= 64
+    assert prefix.endswith(":4194304:abcdef") and prefix.startswith(hostname[:20])
+    assert owner_prefix("b" * 63, 1, "t") != owner_prefix("b" * 62 + "c", 1, "t")  # cut, yet distinct

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -55,11 +55,14 @@ class Stack:
     def app(self) -> AppProcess:
         return self.apps[-1]
 
-    def start_app(self, *, command: str = "serve", wait: bool = True, **overrides: str) -> AppProcess:
+    def start_app(
+        self, *, command: str = "serve", wait: bool = True, wrapper: Sequence[str] = (), **overrides: str
+    ) -> AppProcess:
         env = {**self.env, **overrides}
         if command == "serve" and "PORT" not in overrides:
             env["PORT"] = str(free_port())
-        app = AppProcess(env, command=command, log_path=self.tmp / f"app-{len(self.apps)}.log").start()
+        log_path = self.tmp / f"app-{len(self.apps)}.log"
+        app = AppProcess(env, command=command, log_path=log_path, wrapper=wrapper).start()
         self.apps.append(app)
         if command == "serve":
             self.slack.request_url = f"{app.url}/slack/events"

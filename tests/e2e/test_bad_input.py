@@ -20,7 +20,6 @@ from PIL import Image
 
 from bot.sandbox.fake_gemini import GeminiCall
 from bot.sandbox.fake_slack import Download, FakeSlack, Upload
-from bot.sandbox.process import free_port
 from tests.e2e.conftest import CHANNEL, Stack, module_stack
 from tests.images import encode, png_header_only
 
@@ -173,15 +172,16 @@ def test_more_references_than_the_model_takes(app: Stack) -> None:
     assert outcome.calls == [] and outcome.downloads == []
 
 
-@pytest.mark.parametrize("how", ["deleted-file", "unreachable-host"])
+@pytest.mark.parametrize("how", ["deleted-file", "missing-on-the-file-host"])
 def test_a_file_that_cannot_be_fetched_is_explained(app: Stack, how: str) -> None:
     if how == "deleted-file":  # a Slack Connect stub whose files.info says file_not_found
         file: dict[str, Any] = {"id": "F0DELETED", "file_access": "check_file_info"}
         needles = ["F0DELETED", "file_not_found"]
-    else:  # a URL on a host that refuses connections
+    else:  # Slack's file host answers 404 (an address off that host is never fetched: see below)
         file = app.slack.host_file(encode("PNG"), name="gone.png", mimetype="image/png")
-        file["url_private"] = file["url_private_download"] = f"http://127.0.0.1:{free_port()}/gone.png"
-        needles = ["gone.png", "downloading it failed"]
+        missing = str(file["url_private"]).replace(str(file["id"]), "F0MISSING")
+        file["url_private"] = file["url_private_download"] = missing
+        needles = ["gone.png", "downloading it failed (HTTP 404)"]
     outcome = mention(app, "use this", [file])
     assert "couldn't use an attachment" in outcome.text
     for needle in needles:
@@ -231,6 +231,19 @@ def test_external_file_is_refused_without_fetching_it(app: Stack) -> None:
     outcome = mention(app, "put this on a tote bag", [file])
     assert outcome.upload is None
     assert "stored outside Slack" in outcome.text
+    assert app.slack.external_requests[before:] == []
+    assert outcome.calls == []
+
+
+def test_a_file_whose_url_is_off_slacks_host_is_never_fetched(app: Stack) -> None:
+    """A file object that claims to be hosted (not external) but whose URL points elsewhere: not fetched
+    at all, with or without the token (the bot must not be a way to reach other hosts)."""
+    file = app.slack.host_file(encode("PNG", color="olive"), name="odd.png", mimetype="image/png")
+    elsewhere = f"{app.slack.external_host}/files-pri/T0-F0/odd.png"
+    file = {**file, "url_private": elsewhere, "url_private_download": elsewhere}
+    before = len(app.slack.external_requests)
+    outcome = mention(app, "put this on a poster", [file])
+    assert outcome.upload is None and "Slack's file host" in outcome.text
     assert app.slack.external_requests[before:] == []
     assert outcome.calls == []
 

@@ -430,7 +430,7 @@ def test_requests_bolt_cannot_take_get_401_or_400_and_unknown_ones_200(stack: St
         "no signature": 401,
         "stale (6 min)": 401,
         "timestamp not a number": 401,
-        "unsigned, not JSON": 400,  # shape is checked before Bolt verifies the signature
+        "unsigned, not JSON": 401,  # nothing is parsed before the signature is verified
     }
     malformed = {
         "truncated JSON": _signed(stack, b'{"type": "event_callback", ', "application/json"),

@@ -27,7 +27,8 @@ def served(stand_ins: InProcess) -> Iterator[InProcess]:
         slack_api_url=slack.api_url,
     )
     bolt = build_bolt(settings, stand_ins.intake())
-    server = waitress.create_server(wsgi_app(bolt, healthy=lambda: True), host="127.0.0.1", port=0, threads=4)
+    app = wsgi_app(bolt, healthy=lambda: True, signing_secret=slack.signing_secret)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     slack.request_url = f"http://127.0.0.1:{server.effective_port}/slack/events"  # type: ignore[union-attr]
