@@ -65,9 +65,9 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         timeout=httpx.Timeout(settings.gemini_timeout_seconds, connect=10.0),
         limits=httpx.Limits(max_connections=max(10, workers * 2)),
     )
-    stop_waits = threading.Event()
+    stopping = threading.Event()  # set by the pool's stop(): runner, pool and Gemini client all see it
     gemini = GeminiClient(
-        http, base_url=settings.gemini_api_url, api_key=settings.gemini_api_key, cancel=stop_waits
+        http, base_url=settings.gemini_api_url, api_key=settings.gemini_api_key, cancel=stopping
     )
     gateway = SlackGateway(
         web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url),
@@ -80,9 +80,15 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         gemini=gemini,
         slack=lambda _team_id: gateway,
         slack_retry_delays=settings.slack_retry_delays,
+        stopping=stopping,
     )
     pool = WorkerPool(
-        sessions=sessions, runner=runner, threads=workers, lease_seconds=settings.job_lease_seconds
+        sessions=sessions,
+        runner=runner,
+        threads=workers,
+        lease_seconds=settings.job_lease_seconds,
+        stopping=stopping,
+        gemini_wait=settings.gemini_timeout_seconds + 5,
     )
     intake = Intake(
         sessions=sessions,

@@ -4,6 +4,7 @@
     ├── ConfigError                 missing or invalid configuration (stops the program)
     ├── StartupError                the program can't start (the database, the port): one line
     ├── GaveUp                      a job that kept failing is stopped, not retried forever
+    ├── Interrupted                 the process is stopping: the job goes back to the queue, untold
     ├── UserInputError              the request itself is wrong; nothing is spent
     │   ├── OptionError             unknown option, bad --ar/--size/--model, empty or huge prompt
     │   └── AttachmentError         an attached file that can't be used as a reference image
@@ -109,6 +110,11 @@ class GeminiUnavailable(GeminiError):
         self.rate_limited = rate_limited
         self.retry_after = retry_after
         self.timed_out = timed_out
+
+
+class Interrupted(BananaError):
+    """The process is stopping (SIGTERM) before the job reached Gemini, or while it waited to try Gemini
+    again: nothing was bought, so the job goes back to the queue for another worker, and nobody is told."""
 
 
 class GaveUp(BananaError):

@@ -24,6 +24,7 @@ from bot.errors import (
     GeminiModelUnavailable,
     GeminiRefusal,
     GeminiUnavailable,
+    Interrupted,
 )
 from bot.images import sniff_mime
 
@@ -161,7 +162,8 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 20.0) -> float:
 
 class GeminiClient:
     """One blocking call with a bounded retry budget. 429s wait at least ``retryDelay``; refusals and 4xx
-    are never retried. ``cancel`` (set on shutdown) interrupts the waits between attempts."""
+    are never retried. ``cancel`` (set on shutdown) interrupts the waits between attempts (``Interrupted``);
+    a call already sent is never cut short: its answer may already be paid for."""
 
     def __init__(
         self,
@@ -204,7 +206,7 @@ class GeminiClient:
                 if on_retry is not None:
                     on_retry(str(last), wait)
                 if self._cancel.wait(wait):
-                    raise last
+                    raise Interrupted("stopping while waiting to try Gemini again") from last
             started = time.monotonic()
             try:
                 response = self._http.post(

@@ -9,6 +9,7 @@ one root message, one Gemini charge per successful answer, one image.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +27,7 @@ from bot.errors import (
     ChannelArchived,
     GaveUp,
     GeminiAlarm,
+    Interrupted,
     NotInChannel,
     SlackError,
     SlackUnavailable,
@@ -60,11 +62,21 @@ class JobRunner:
         gemini: GeminiClient,
         slack: Callable[[str], SlackGateway],
         slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
+        stopping: threading.Event | None = None,
     ) -> None:
         self._sessions = sessions
         self._gemini = gemini
         self._slack = slack
         self._retry_delays = slack_retry_delays
+        self._stopping = stopping or threading.Event()
+        self._at_gemini: set[int] = set()
+        self._lock = threading.Lock()
+
+    def at_gemini(self) -> set[int]:
+        """The jobs inside their Gemini call right now: on shutdown they may finish (their answer may
+        already be paid for); every other job goes back to the queue."""
+        with self._lock:
+            return set(self._at_gemini)
 
     def run(self, lease: Lease) -> None:
         with self._sessions() as session:
@@ -82,7 +94,14 @@ class JobRunner:
             if lease.attempt > MAX_ATTEMPTS:
                 raise GaveUp(lease.attempt - 1)  # e.g. it crashes the process every time: stop the loop
             for stage in stages:
+                if self._stopping.is_set() and view.result_turn_id is None:
+                    raise Interrupted("stopping before the job reached Gemini")
                 view = stage(view, slack)
+        except Interrupted as err:
+            with self._sessions() as session:
+                queue.release(session, lease)
+            log.info("job %s released for another worker (%s)", lease.job_id, err)
+            return
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", lease.job_id)
             return
@@ -213,7 +232,13 @@ class JobRunner:
                 notify.quietly(lambda: slack.update(view.channel_id, str(view.status_ts), text))
 
         started = time.monotonic()
-        answer = self._gemini.generate(view.model_id, body, on_retry=show_retry)
+        with self._lock:
+            self._at_gemini.add(view.job_id)
+        try:
+            answer = self._gemini.generate(view.model_id, body, on_retry=show_retry)
+        finally:
+            with self._lock:
+                self._at_gemini.discard(view.job_id)
         elapsed = time.monotonic() - started
         # The answer is paid for: a database blip now must not throw it away (a re-run would pay again).
         for wait in SAVE_RETRY_WAITS:

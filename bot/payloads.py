@@ -133,9 +133,10 @@ class Command:
     response_url: str | None
 
 
-def parse_command(command: dict[str, Any]) -> Command | None:
-    """None when the ids don't look like Slack's."""
-    ids = (command.get("team_id"), command.get("channel_id"), command.get("user_id"))
+def parse_command(command: dict[str, Any], *, team_id: str | None = None) -> Command | None:
+    """None when the ids don't look like Slack's. ``team_id``: the workspace the app is installed in, as
+    Bolt resolved it, over the payload's."""
+    ids = (team_id or command.get("team_id"), command.get("channel_id"), command.get("user_id"))
     if not all(is_slack_id(v) for v in ids):
         return None
     response_url = command.get("response_url")
@@ -204,12 +205,16 @@ class EditSubmission:
     text: str  # as typed: a modal's text input is not Slack markup
 
 
-def parse_edit_submission(body: dict[str, Any], *, block_id: str, action_id: str) -> EditSubmission | None:
-    """None when the ids don't look like Slack's (the metadata is ours, but it travels through Slack)."""
+def parse_edit_submission(
+    body: dict[str, Any], *, block_id: str, action_id: str, team_id: str | None = None
+) -> EditSubmission | None:
+    """None when the ids don't look like Slack's (the metadata is ours, but it travels through Slack).
+    ``team_id``: the workspace the app is installed in, as Bolt resolved it (``app_installed_team_id``)."""
     view = body["view"]
     value = view["state"]["values"][block_id][action_id].get("value")
     target = EditTarget.from_metadata(view.get("private_metadata") or "{}")
-    team, user = body["team"]["id"], body["user"]["id"]
+    team = team_id or view.get("app_installed_team_id") or (body.get("team") or {}).get("id")
+    user = (body.get("user") or {}).get("id")
     ids_ok = all(is_slack_id(v) for v in (team, user, target.channel_id, *target.file_ids))
     if not ids_ok or not is_slack_ts(target.thread_ts):
         return None

@@ -17,13 +17,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import DateTime, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
 from bot.models import Conversation, Job, JobState, Turn, utcnow
 
 UNFINISHED: tuple[JobState, ...] = ("queued", "running")
+
+
+def db_now(session: Session) -> Any:
+    """Now by the database's clock, as a value for a statement: leases and delays are timed by one clock
+    that every host shares, so a worker whose own clock runs ahead can't think a live lease lapsed. On
+    SQLite every process runs on one host, so its clock is that host's."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.timezone("UTC", func.statement_timestamp(), type_=DateTime)
+    return utcnow()
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ class Lease:
 
 def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
     """Take the oldest claimable job, or None. Commits."""
-    now = utcnow()
+    now = db_now(session)
     earlier = aliased(Job)
     candidate = (
         select(Job.id)
@@ -86,7 +95,9 @@ def _fenced(lease: Lease) -> ColumnElement[bool]:
 def heartbeat(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
     """Extend the lease. False means the job is no longer ours (taken over or finished)."""
     result = session.execute(
-        update(Job).where(_fenced(lease)).values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        update(Job)
+        .where(_fenced(lease))
+        .values(lease_expires_at=db_now(session) + timedelta(seconds=lease_seconds))
     )
     session.commit()
     return bool(getattr(result, "rowcount", 0))
@@ -106,7 +117,7 @@ def finish(
         .where(_fenced(lease))
         .values(
             state=state,
-            finished_at=utcnow(),
+            finished_at=db_now(session),
             lease_owner=None,
             lease_expires_at=None,
             error_code=error_code,
@@ -125,7 +136,7 @@ def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bo
             state="queued",
             lease_owner=None,
             lease_expires_at=None,
-            not_before=utcnow() + timedelta(seconds=delay_seconds),
+            not_before=db_now(session) + timedelta(seconds=delay_seconds),
         )
     )
     session.commit()

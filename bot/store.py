@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import history, mrkdwn
+from bot import history, mrkdwn, queue
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
 from bot.images import ImageInfo, inspect
@@ -166,6 +166,7 @@ def enqueue(
         model_label=request.model.label,
         aspect_ratio=request.aspect_ratio,
         image_size=request.image_size,
+        not_before=queue.db_now(session),  # by the database's clock, like every lease and delay
     )
     session.add(job)
     session.flush()

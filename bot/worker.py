@@ -30,13 +30,19 @@ class WorkerPool:
         threads: int,
         lease_seconds: float,
         poll_seconds: float = 0.5,
+        stopping: threading.Event | None = None,
+        gemini_wait: float = 180.0,
     ) -> None:
+        """``stopping``: set on shutdown (shared with the runner and the Gemini client, so retry waits end
+        too). ``gemini_wait``: how long, past the grace period, a job inside its Gemini call may still
+        take to store its answer (the Gemini timeout): a deploy never buys the same image twice."""
         self._sessions = sessions
         self._runner = runner
         self._threads = threads
         self._lease_seconds = lease_seconds
         self._poll_seconds = poll_seconds
-        self._stopping = threading.Event()
+        self._stopping = stopping or threading.Event()
+        self._gemini_wait = gemini_wait
         self._halted = threading.Event()
         self._wake = threading.Condition()
         self._pending_wakes = 0
@@ -134,6 +140,16 @@ class WorkerPool:
         with self._wake:
             self._wake.notify_all()
         deadline = time.monotonic() + grace_seconds
+        for thread in self._workers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        # A job inside its Gemini call keeps its lease (the heartbeat goes on) until the answer is stored:
+        # it may already be paid for. Jobs not yet at Gemini went back to the queue at their next step.
+        gemini_deadline = time.monotonic() + self._gemini_wait
+        if self._runner.at_gemini():
+            log.info("waiting for the jobs inside their Gemini call: %s", sorted(self._runner.at_gemini()))
+        while self._runner.at_gemini() and time.monotonic() < gemini_deadline:
+            for thread in self._workers:
+                thread.join(timeout=min(1.0, max(0.0, gemini_deadline - time.monotonic())))
         for thread in self._workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._halted.set()

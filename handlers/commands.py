@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from bot import messages
 from bot.payloads import parse_command
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 def register(app: App, deps: Deps) -> None:
     @app.command("/banana")
-    def banana(ack: Ack, command: dict[str, Any]) -> None:
-        parsed = parse_command(command)
+    def banana(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        parsed = parse_command(command, team_id=context.team_id)
         if parsed is None:
             log.warning("ignored a /banana whose ids don't look like Slack's")
             ack(response_type="ephemeral", text=messages.NOT_UNDERSTOOD)

@@ -22,7 +22,9 @@ def register(app: App, deps: Deps) -> None:
     def on_message(
         body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient
     ) -> None:
-        team_id = str(body.get("team_id") or context.team_id or "")
+        # The workspace the app is installed in (Bolt reads it from ``authorizations``), not the envelope's
+        # team_id: in a Slack Connect channel that is the other workspace when one of its members writes.
+        team_id = str(context.team_id or body.get("team_id") or "")
         message = parse_message(event, team_id=team_id, bot_user_id=context.bot_user_id)
         if message is None:
             return  # edits, deletions, other bots: acknowledged (no 404, so no Slack retries) and ignored

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, messages
@@ -36,9 +36,12 @@ def register(app: App, deps: Deps) -> None:
         deps.after_ack(lambda: client.views_open(trigger_id=shortcut["trigger_id"], view=view))
 
     @app.view(blocks.EDIT_MODAL)
-    def submit(ack: Ack, body: dict[str, Any]) -> None:
+    def submit(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         submission = parse_edit_submission(
-            body, block_id=blocks.INSTRUCTION_BLOCK, action_id=blocks.INSTRUCTION_ACTION
+            body,
+            block_id=blocks.INSTRUCTION_BLOCK,
+            action_id=blocks.INSTRUCTION_ACTION,
+            team_id=context.team_id,  # view.app_installed_team_id when the modal came from a shared channel
         )
         if submission is None:
             ack(response_action="errors", errors={blocks.INSTRUCTION_BLOCK: messages.NOT_UNDERSTOOD})

@@ -3,6 +3,7 @@ httpx clients, the stand-in Slack and Gemini on loopback. For the runner, the po
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import httpx
@@ -34,14 +35,19 @@ class InProcess:
         client = web_client(token=self.slack.bot_token, base_url=self.slack.api_url)
         return SlackGateway(client, http=self.http, api_url=self.slack.api_url, share_timeout=2.0)
 
-    def runner(self, *, slack_retry_delays: tuple[float, ...] = (30.0,)) -> JobRunner:
+    def runner(
+        self, *, slack_retry_delays: tuple[float, ...] = (30.0,), stopping: threading.Event | None = None
+    ) -> JobRunner:
         gateway = self.gateway()
-        gemini = GeminiClient(self.http, base_url=self.gemini.url, api_key=self.gemini.api_key)
+        gemini = GeminiClient(
+            self.http, base_url=self.gemini.url, api_key=self.gemini.api_key, cancel=stopping
+        )
         return JobRunner(
             sessions=self.sessions,
             gemini=gemini,
             slack=lambda _team_id: gateway,
             slack_retry_delays=slack_retry_delays,
+            stopping=stopping,
         )
 
     def intake(self, **kwargs: object) -> Intake:

@@ -14,15 +14,22 @@ from tests.bot.stack import InProcess
 SLOW_POLL = 60.0  # longer than any test: a job is claimed promptly only if the pool is woken
 
 
-@pytest.fixture
-def pool(stand_ins: InProcess) -> Iterator[WorkerPool]:
-    pool = WorkerPool(
-        sessions=stand_ins.sessions,
-        runner=stand_ins.runner(),
+def make_pool(world: InProcess) -> WorkerPool:
+    stopping = threading.Event()  # shared by the pool, the runner and the Gemini client, as in app.py
+    return WorkerPool(
+        sessions=world.sessions,
+        runner=world.runner(stopping=stopping),
         threads=2,
         lease_seconds=60,
         poll_seconds=SLOW_POLL,
+        stopping=stopping,
+        gemini_wait=30,
     )
+
+
+@pytest.fixture
+def pool(stand_ins: InProcess) -> Iterator[WorkerPool]:
+    pool = make_pool(stand_ins)
     pool.start()
     yield pool
     pool.stop(grace_seconds=0)
@@ -53,20 +60,44 @@ def test_stop_lets_a_running_job_finish_within_the_grace_period(
     assert len(world.slack.uploads) == 1
 
 
-def test_stop_releases_what_cannot_finish_in_time(stand_ins: InProcess, pool: WorkerPool) -> None:
+def test_stop_lets_a_job_inside_its_gemini_call_store_its_answer_past_the_grace_period(
+    stand_ins: InProcess, pool: WorkerPool
+) -> None:
     world = stand_ins
     job_id = world.command("a stubborn mule")
-    with world.gemini.hold() as held:
+    with ThreadPoolExecutor(max_workers=1) as waiter, world.gemini.hold() as held:
         pool.wake()
         held.wait_for_call()
-        pool.stop(grace_seconds=0.2)
-        job = world.job(job_id)
-        assert (job.state, job.lease_owner, job.attempts) == ("queued", None, 1)  # for another worker
-    # The released run hears Gemini now, finds the job no longer its own, and leaves it alone.
-    for thread in threading.enumerate():
-        if thread.name.startswith("banana-worker"):
-            thread.join(timeout=30)
-    assert world.job(job_id).state == "queued" and world.slack.uploads == []
+        stopping = waiter.submit(pool.stop, grace_seconds=0.1)
+        world.slack.wait_for(lambda: world.job(job_id).state == "running" and not stopping.done())
+        held.release()  # Gemini answers after the grace period: the answer is stored, not thrown away
+        stopping.result(timeout=40)
+    assert world.job(job_id).result_turn_id is not None
+    again = make_pool(world)  # the next process (a deploy) delivers what was bought
+    again.start()
+    again.wake()
+    try:
+        world.slack.wait_for(lambda: world.job(job_id).state == "done", timeout=20)
+    finally:
+        again.stop(grace_seconds=0)
+    assert len(world.gemini.requests) == 1 and len(world.slack.uploads) == 1
+
+
+def test_stop_releases_a_job_not_yet_at_gemini_and_buys_nothing(
+    stand_ins: InProcess, pool: WorkerPool
+) -> None:
+    world = stand_ins
+    job_id = world.command("a patient tortoise")
+    with ThreadPoolExecutor(max_workers=1) as waiter, world.slack.hold("chat.postMessage") as held:
+        pool.wake()
+        held.wait_for_call()  # the job is posting its root message
+        stopping = waiter.submit(pool.stop, grace_seconds=30)
+        held.release()
+        stopping.result(timeout=40)
+    job = world.job(job_id)
+    assert (job.state, job.lease_owner, job.result_turn_id) == ("queued", None, None)
+    assert world.gemini.requests == []
+    assert len([m for m in world.slack.messages if m.get("bot_id") and not m.get("thread_ts")]) == 1
 
 
 @pytest.mark.parametrize("hostname", ["web-1", "a" * 63, "pod-" + "x" * 251])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
+import sys
+from pathlib import Path
 
 import pytest
 
 from bot.sandbox.fake_gemini import Fault
-from tests.e2e.conftest import CHANNEL, Stack
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -44,22 +46,44 @@ def test_sigterm_finishes_running_jobs_and_exits_0(stack: Stack) -> None:
     assert upload.shared and len(stack.gemini.requests) == 1
 
 
-def test_sigterm_releases_what_cannot_finish_in_the_grace_period(any_db_stack: Stack) -> None:
+def test_sigterm_during_a_gemini_call_waits_for_the_answer_and_buys_one_image(any_db_stack: Stack) -> None:
+    """A job inside its Gemini call keeps its lease past the grace period: its answer may already be paid
+    for, so the process waits for it and stores it instead of handing the job to another worker."""
     stack = any_db_stack
-    stack.gemini.script(Fault.hang(60))
     first = stack.start_app(BANANA_SHUTDOWN_GRACE_SECONDS="0.5")
-    stack.slack.send_command("a stubborn mule")
-    stack.gemini.wait_for_requests(1)
+    assert first.process is not None
+    with stack.gemini.hold() as held:
+        stack.slack.send_command("a stubborn mule")
+        held.wait_for_call()
+        first.process.send_signal(signal.SIGTERM)
+        first.wait_for_log("waiting for the jobs inside their Gemini call")
+        assert first.process.poll() is None  # still running, past its 0.5 s grace
+    assert first.terminate() == 0
+    stack.start_app()  # a deploy: whatever the first process left is picked up at once
+    [upload] = stack.uploads(1, timeout=20)
+    assert len(stack.gemini.requests) == 1  # one image bought, one delivered
+    roots = [m for m in stack.slack.messages if m.get("bot_id") and not m.get("thread_ts")]
+    assert len(roots) == 1 and upload.thread_ts == roots[0]["ts"]
+
+
+def test_sigterm_releases_a_job_not_yet_at_gemini_at_once(any_db_stack: Stack) -> None:
+    stack = any_db_stack
+    first = stack.start_app()
+    assert first.process is not None
+    with stack.slack.hold("chat.postMessage") as held:
+        stack.slack.send_command("a patient tortoise")
+        held.wait_for_call()  # posting its root message
+        first.process.send_signal(signal.SIGTERM)
+        first.wait_for_log("received SIGTERM")
     assert first.terminate() == 0
     [job] = stack.jobs()
-    assert (job.state, job.attempts, job.lease_owner) == ("queued", 1, None)  # released for another worker
-    stack.start_app()  # picks the released job up at once: no lease to wait out
-    assert len(stack.uploads(1, timeout=20)) == 1
-    assert [
-        m
-        for m in stack.slack.messages
-        if m.get("bot_id") and m.get("channel") == CHANNEL and not m.get("thread_ts")
-    ].__len__() == 1
+    assert (job.state, job.lease_owner, job.result_turn_id) == ("queued", None, None)  # released, unbought
+    assert stack.gemini.requests == []
+    stack.start_app()
+    [upload] = stack.uploads(1, timeout=20)
+    assert len(stack.gemini.requests) == 1
+    roots = [m for m in stack.slack.messages if m.get("bot_id") and not m.get("thread_ts")]
+    assert len(roots) == 1 and upload.thread_ts == roots[0]["ts"]
 
 
 def test_a_job_that_keeps_dying_is_given_up_with_a_message(stack: Stack) -> None:
@@ -85,3 +109,20 @@ def test_a_job_that_keeps_dying_is_given_up_with_a_message(stack: Stack) -> None
     assert failure.get("thread_ts")
     assert len(stack.gemini.requests) == 1  # not sent again
     assert stack.slack.uploads == []
+
+
+def test_a_worker_whose_clock_runs_an_hour_ahead_does_not_take_a_live_job(pg_stack: Stack) -> None:
+    """Leases are timed by the database's clock: the skewed worker takes the next job, not the live one."""
+    stack = pg_stack
+    with stack.gemini.hold() as held:
+        stack.start_app(BANANA_WORKERS="1", BANANA_JOB_LEASE_SECONDS="30")
+        stack.slack.send_command("the live job: a lighthouse")
+        held.wait_for_call()  # the first process is inside its Gemini call, lease held
+        skewed = [sys.executable, str(Path(__file__).with_name("skewed_clock.py"))]
+        stack.start_app(command="worker", wrapper=skewed, BANANA_WORKERS="1", BANANA_JOB_LEASE_SECONDS="30")
+        stack.slack.send_command("the next job: a windmill")
+        held.wait_for_call(2)  # the skewed worker claimed something
+        first, second = stack.gemini.requests[:2]
+        assert "lighthouse" in str(first.body) and "windmill" in str(second.body)
+    stack.uploads(2)
+    assert len(stack.gemini.requests) == 2  # the live job was never taken over and paid for again

@@ -90,13 +90,20 @@ class Deliveries(SocketMode):
         team_id: str | None = None,
         retry_num: int | None = None,
         retry_reason: str | None = None,
+        acting_team: str | None = None,
     ) -> Delivery:
-        """Deliver ``event`` in an Events API envelope (``event_callback``). Retries keep the ``event_id``."""
+        """Deliver ``event`` in an Events API envelope (``event_callback``). Retries keep the ``event_id``.
+
+        ``team_id``: the workspace the app is installed in (``authorizations``). ``acting_team``: in a Slack
+        Connect channel, the other workspace whose member acted; Slack then puts that team in the
+        envelope's ``team_id`` and sets ``is_ext_shared_channel``, and only ``authorizations`` names the
+        installation."""
         event_id = event_id or _new_id("Ev", 10)
+        installed = team_id or self.team_id
         envelope = {
             "token": self.verification_token,
-            "team_id": team_id or self.team_id,
-            "context_team_id": team_id or self.team_id,
+            "team_id": acting_team or installed,
+            "context_team_id": installed,
             "context_enterprise_id": None,
             "api_app_id": self.api_app_id,
             "event": event,
@@ -106,13 +113,13 @@ class Deliveries(SocketMode):
             "authorizations": [
                 {
                     "enterprise_id": None,
-                    "team_id": team_id or self.team_id,
+                    "team_id": installed,
                     "user_id": self.bot_user_id,
                     "is_bot": True,
                     "is_enterprise_install": False,
                 }
             ],
-            "is_ext_shared_channel": False,
+            "is_ext_shared_channel": acting_team is not None and acting_team != installed,
             "event_context": "4-" + uuid.uuid4().hex,
         }
         extra: dict[str, str] = {}
@@ -209,11 +216,11 @@ class Deliveries(SocketMode):
         mentioned = any(m.group(1) == self.bot_user_id for m in _MENTION.finditer(text))
         if mentioned and channel_type != "im":
             mention = {"type": "app_mention", **base, "channel": channel, "event_ts": ts}
-            deliveries.append(self.send_event(mention))
+            deliveries.append(self.send_event(mention, acting_team=team))
         subtype = {"subtype": "file_share"} if files else {}
         message = {"type": "message", **subtype, **base, "channel": channel, "event_ts": ts}
         message["channel_type"] = channel_type
-        deliveries.append(self.send_event(message))
+        deliveries.append(self.send_event(message, acting_team=team))
         return deliveries
 
     def edit_user_message(self, channel: str, ts: str, new_text: str) -> list[Delivery]:
