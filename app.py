@@ -29,7 +29,6 @@ from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -106,7 +105,7 @@ def build_bolt(settings: Settings, intake: Intake) -> App:
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+        retry_handlers=[],  # no blind resends: an ephemeral note or a modal may have gone through
     )
     app = App(
         client=client,

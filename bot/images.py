@@ -9,13 +9,18 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.errors import AttachmentError
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # larger files are not downloaded at all
 MAX_SOURCE_PIXELS = 50_000_000  # above this, a header is treated as a decompression bomb
-MAX_REFERENCE_SIDE = 3072  # references are scaled down to this; Gemini sees no more detail anyway
+# References are scaled down to this and re-encoded when larger: Gemini sees no more detail, and the brief's
+# references go back with every later request of the thread, so a 12-megapixel photo would make each of
+# them tens of megabytes.
+MAX_REFERENCE_SIDE = 2048
+MAX_REFERENCE_BYTES = 1_500_000  # a smaller side but a heavier file (a PNG photo) is re-encoded too
+_EXIF_ORIENTATION = 0x0112
 ACCEPTED = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -116,12 +121,15 @@ def normalise_reference(data: bytes, *, name: str) -> tuple[bytes, str, ImageInf
     try:
         with _open(data) as img:
             img.load()
+            rotated = img.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
             if (
                 mime == "image/gif"
+                or rotated
                 or max(img.size) > MAX_REFERENCE_SIDE
+                or len(data) > MAX_REFERENCE_BYTES
                 or img.mode not in ("RGB", "RGBA", "L")
             ):
-                return _reencode(img, mime)
+                return _reencode(img, mime, heavy=len(data) > MAX_REFERENCE_BYTES)
     except AttachmentError as err:
         raise AttachmentError(f"`{name}`: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:
@@ -130,12 +138,26 @@ def normalise_reference(data: bytes, *, name: str) -> tuple[bytes, str, ImageInf
     return data, mime, info
 
 
-def _reencode(img: Image.Image, mime: str) -> tuple[bytes, str, ImageInfo]:
-    frame = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit and float images as 8 bits, scaled (Pillow's own conversion clips them: a 16-bit greyscale
+    PNG would come out white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return img.convert("I").point(lambda v: v / 256).convert("L")
+    if img.mode == "F":
+        return img.point(lambda v: v * 255).convert("L")
+    return img
+
+
+def _reencode(img: Image.Image, mime: str, *, heavy: bool = False) -> tuple[bytes, str, ImageInfo]:
+    """Upright (EXIF orientation applied), 8-bit, at most ``MAX_REFERENCE_SIDE``: a JPEG when it was one
+    or when a heavy file (a photo saved as PNG) has no transparency, else a PNG (logos stay crisp)."""
+    upright = ImageOps.exif_transpose(_eight_bit(img))
+    transparent = "A" in upright.getbands() or (upright.mode == "P" and "transparency" in upright.info)
+    frame = upright.convert("RGBA" if transparent else "RGB")
     frame.thumbnail((MAX_REFERENCE_SIDE, MAX_REFERENCE_SIDE))
     out = io.BytesIO()
-    if mime == "image/jpeg" and frame.mode == "RGB":
-        frame.save(out, "JPEG", quality=92)
+    if frame.mode == "RGB" and (mime == "image/jpeg" or heavy):
+        frame.save(out, "JPEG", quality=90)
         new_mime = "image/jpeg"
     else:
         frame.save(out, "PNG", compress_level=3)

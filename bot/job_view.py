@@ -4,6 +4,7 @@ recorded. Plain values only; the runner (``bot.jobs``) reads and records them.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ class JobView:
     status_ts: str | None
     result_turn_id: int | None
     upload_file_id: str | None
+    queued_at: float  # epoch seconds: earlier runs' posts can only be newer than this
 
     @property
     def job_id(self) -> int:
@@ -81,4 +83,5 @@ class JobView:
             status_ts=job.status_ts,
             result_turn_id=job.result_turn_id,
             upload_file_id=job.upload_file_id,
+            queued_at=job.created_at.replace(tzinfo=UTC).timestamp(),
         )

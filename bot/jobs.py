@@ -35,7 +35,7 @@ from bot.errors import (
 from bot.gemini import GeminiClient, build_request
 from bot.images import extension
 from bot.job_view import JobView
-from bot.models import Conversation, Turn
+from bot.models import Conversation, Job, Turn
 from bot.queue import Lease
 from bot.references import fetch_reference
 from bot.slack import SlackGateway
@@ -169,7 +169,7 @@ class JobRunner:
         prompt = history.first_text(view.parts) or ""
         text = messages.root_message(user_id=view.requested_by, prompt=prompt, summary=view.summary)
         try:
-            ts = slack.post(view.channel_id, text)
+            ts = self._post_once(view, slack, text, kind="root", thread_ts=None)
         except NotInChannel:
             if view.response_url:
                 slack.respond(view.response_url, messages.not_in_channel(view.channel_id))
@@ -183,9 +183,25 @@ class JobRunner:
         if view.status_ts:
             return view
         text = messages.working(editing=view.turn_seq > 0, summary=view.summary)
-        ts = slack.post(view.channel_id, text, thread_ts=view.thread_ts)
+        ts = self._post_once(view, slack, text, kind="status", thread_ts=view.thread_ts)
         self._record(lambda s: queue.record_status(s, view.lease, ts))
         return replace(view, status_ts=ts)
+
+    @staticmethod
+    def _post_once(view: JobView, slack: SlackGateway, text: str, *, kind: str, thread_ts: str | None) -> str:
+        """Post the job's root or status message, marked with the job (message metadata). On a later try
+        of the job, an earlier try may have made the post and lost Slack's answer (a 5xx after Slack
+        acted, a dropped connection) or died before recording it: look for the mark first."""
+        marker = {"job_id": view.job_id, "kind": kind}
+        if view.lease.attempt > 1:
+            # Hosts' clocks may differ a little from Slack's: look a few minutes further back.
+            found = slack.find_marked(
+                view.channel_id, marker, thread_ts=thread_ts, since=view.queued_at - 300
+            )
+            if found:
+                log.info("job %s: found the %s message an earlier try posted", view.job_id, kind)
+                return found
+        return slack.post(view.channel_id, text, thread_ts=thread_ts, marker=marker)
 
     def _ensure_references(self, view: JobView, slack: SlackGateway) -> JobView:
         pending = [p for p in view.parts if "slackFile" in p]
@@ -352,6 +368,14 @@ class JobRunner:
         return True
 
     def _fail(self, view: JobView, slack: SlackGateway, err: BaseException) -> None:
+        if isinstance(err, SlackError) and self._delivered_after_all(view, slack):
+            with self._sessions() as session:
+                queue.finish(session, view.lease, state="done")
+                session.commit()
+            log.info("job %s done: its image is in the thread after all (%s)", view.job_id, err.code)
+            if view.status_ts:
+                notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
+            return
         if isinstance(err, SlackError):
             generated = view.result_turn_id is not None
             text = messages.slack_failure(err, generated=generated, tries=view.lease.attempt)
@@ -369,6 +393,19 @@ class JobRunner:
         notify.tell(
             slack, view.audience, text, thread_usable=not isinstance(err, NotInChannel | ChannelArchived)
         )
+
+    def _delivered_after_all(self, view: JobView, slack: SlackGateway) -> bool:
+        """Before saying an image couldn't be posted: ask ``files.info`` whether the upload a try made
+        shows in the thread anyway (Slack shared it and the answer was lost)."""
+        with self._sessions() as session:
+            job = session.get(Job, view.job_id)
+            file_id = job.upload_file_id if job is not None else None
+        if not file_id:
+            return False
+        try:
+            return slack.shared_ts(file_id, view.channel_id) is not None
+        except SlackError:
+            return False
 
 
 def _title(parts: list[dict[str, Any]]) -> str:

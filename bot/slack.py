@@ -17,10 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.errors import (
     AttachmentError,
@@ -45,21 +42,22 @@ _TRANSIENT = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "s
 
 
 def web_client(*, token: str, base_url: str) -> WebClient:
-    """A WebClient that retries connection errors and 429s (after Retry-After).
+    """A WebClient that retries 429s only (after Retry-After): Slack did nothing with those.
 
-    Not 5xx: Slack may have posted the message before its edge failed, and a blind resend of
-    chat.postMessage or files.completeUploadExternal would post twice. A 5xx becomes SlackUnavailable and
-    the job, which knows what it already did (checkpoints, files.info), tries again later.
+    Not 5xx, not connection errors: Slack may have posted the message or shared the file before its edge
+    failed or the connection dropped, and a blind resend of chat.postMessage or
+    files.completeUploadExternal would post twice. They become SlackUnavailable, and the job, which knows
+    what it already did (recorded side effects, marked posts, files.info), tries again later.
     """
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=30,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-        ],
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
     )
+
+
+POST_MARKER = "nano_banana_post"  # message metadata event type on the bot's root and status posts
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -144,12 +142,40 @@ class SlackGateway:
 
     # --- messages --------------------------------------------------------------------------------------
 
-    def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
+    def post(
+        self, channel: str, text: str, *, thread_ts: str | None = None, marker: dict[str, Any] | None = None
+    ) -> str:
+        """``marker``: message metadata (``POST_MARKER``) that ``find_marked`` can look for, when the
+        answer to this post may be lost after Slack made it."""
+        metadata = {"event_type": POST_MARKER, "event_payload": marker} if marker else None
         with _slack_call("chat.postMessage"):
             response = self.client.chat_postMessage(
-                channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False
+                channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False, metadata=metadata
             )
         return str(response["ts"])
+
+    def find_marked(
+        self, channel: str, marker: dict[str, Any], *, thread_ts: str | None = None, since: float = 0.0
+    ) -> str | None:
+        """The ts of the bot's post carrying ``marker``, if an earlier try made it: in the channel (a
+        root) or in ``thread_ts``'s replies, posted after ``since``. One call, 50 messages: these
+        methods are rate limited hard for some apps, so this runs only when a post may have been lost."""
+        oldest = f"{max(0.0, since):.6f}"
+        if thread_ts:
+            with _slack_call("conversations.replies"):
+                response = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, oldest=oldest, limit=50, include_all_metadata=True
+                )
+        else:
+            with _slack_call("conversations.history"):
+                response = self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=50, include_all_metadata=True
+                )
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == POST_MARKER and metadata.get("event_payload") == marker:
+                return str(message["ts"])
+        return None
 
     def update(self, channel: str, ts: str, text: str) -> None:
         with _slack_call("chat.update"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,16 @@ def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:
     except IntegrityError:  # another process recorded one of them a moment ago
         return False
     return True
+
+
+DELIVERY_KEYS_KEPT = timedelta(days=1)  # Slack retries for 5 minutes; its delayed events, for hours
+
+
+def prune_deliveries(session: Session, *, older_than: timedelta = DELIVERY_KEYS_KEPT) -> int:
+    """Forget dedupe keys older than ``older_than`` (by the database's clock); how many went."""
+    cutoff = queue.db_now(session) - older_than
+    result = session.execute(delete(SlackEvent).where(SlackEvent.received_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def link_delivery(session: Session, *, keys: list[str], job: Job) -> None:
@@ -196,11 +207,14 @@ def load_blob(session: Session, *, team_id: str, blob_id: int) -> Blob:
 
 
 def save_model_turn(session: Session, conversation: Conversation, answer: Answer) -> Turn:
-    """Store the answer verbatim, moving every image's bytes to a blob."""
+    """Store the answer verbatim, moving every image's bytes to a blob. Thought images (drafts) are not
+    kept: they are never replayed or shown, and each is as large as the result."""
     parts: list[dict[str, Any]] = []
     for part in answer.parts:
         part = dict(part)
         inline = part.get("inlineData")
+        if part.get("thought") and isinstance(inline, dict):
+            continue
         if isinstance(inline, dict) and isinstance(inline.get("bytes"), bytes):
             data = inline["bytes"]
             try:

@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import queue
+from bot import queue, store
 from bot.jobs import JobRunner
 from bot.queue import Lease
 
@@ -122,8 +122,13 @@ class WorkerPool:
                     self._running.pop(lease.job_id, None)
 
     def _heartbeat(self) -> None:
+        """Renew the leases of running jobs; now and then, forget old dedupe keys (``PRUNE_EVERY``)."""
         interval = max(0.5, self._lease_seconds / 3)
+        pruned_at = time.monotonic() - PRUNE_EVERY  # the first round prunes
         while not self._halted.wait(interval):
+            if time.monotonic() - pruned_at >= PRUNE_EVERY:
+                pruned_at = time.monotonic()
+                self._prune()
             with self._lock:
                 leases = list(self._running.values())
             for lease in leases:
@@ -133,6 +138,16 @@ class WorkerPool:
                             log.warning("job %s: lease taken over", lease.job_id)
                 except Exception as err:  # the heartbeat must outlive any error, or every lease lapses
                     log.warning("job %s: heartbeat failed (%s)", lease.job_id, _short(err))
+
+    def _prune(self) -> None:
+        try:
+            with self._sessions() as session:
+                gone = store.prune_deliveries(session)
+                session.commit()
+            if gone:
+                log.info("forgot %d dedupe keys older than a day", gone)
+        except Exception as err:  # it waits for the next round
+            log.warning("could not prune old dedupe keys (%s)", _short(err))
 
     def stop(self, *, grace_seconds: float = 25.0) -> None:
         """Stop claiming; wait up to ``grace_seconds`` for running jobs, then release what is left."""
@@ -169,6 +184,7 @@ class WorkerPool:
         log.info("workers stopped")
 
 
+PRUNE_EVERY = 3600.0  # seconds between prunings of old dedupe keys, per worker process
 OWNER_MAX = 64  # job.lease_owner
 _INDEX_ROOM = 4  # ":NNN", a worker thread's number
 

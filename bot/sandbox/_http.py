@@ -102,6 +102,13 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Never log: request lines may hold API keys."""
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except ValueError:  # the base class flushes a stream that reset_connection() closed on purpose
+            if not getattr(self, "_was_reset", False):
+                raise
+
     def read_body(self) -> bytes:
         """The request body (Content-Length or chunked); b"" when there is none."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -143,6 +150,7 @@ class QuietHandler(BaseHTTPRequestHandler):
     def reset_connection(self) -> None:
         """Drop the TCP connection without a response, with an RST (SO_LINGER 0) rather than a FIN."""
         self.close_connection = True
+        self._was_reset = True
         conn = self.connection
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

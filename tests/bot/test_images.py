@@ -65,3 +65,40 @@ def test_declared_size_and_type_are_checked_before_download() -> None:
     with pytest.raises(AttachmentError, match="application/pdf"):
         check_declared(name="doc.pdf", mimetype="application/pdf", size=10)
     check_declared(name="ok.png", mimetype="image/png", size=10)
+
+
+def test_an_exif_rotated_portrait_is_sent_upright() -> None:
+    # A phone stores a portrait as a landscape sensor image plus "rotate 90°" (EXIF orientation 6).
+    sensor = Image.new("RGB", (400, 300), "white")
+    sensor.paste((255, 0, 0), (0, 0, 400, 30))  # the top of the scene, along the sensor's top edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    sensor.save(out, "JPEG", exif=exif)
+    data, mime, info = normalise_reference(out.getvalue(), name="portrait.jpg")
+    assert (mime, info.width, info.height) == ("image/jpeg", 300, 400)  # upright: taller than wide
+    with Image.open(io.BytesIO(data)) as upright:
+        assert upright.getexif().get(0x0112) in (None, 1)
+        red, green, _blue = upright.convert("RGB").getpixel((295, 200))  # the red band is on the right
+        assert red > 200 and green < 80
+
+
+def test_a_16_bit_greyscale_png_keeps_its_tones() -> None:
+    img = Image.new("I;16", (64, 1))
+    img.putdata([v * 1024 for v in range(64)])  # a ramp from black to (almost) white
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    data, _mime, _ = normalise_reference(out.getvalue(), name="scan.png")
+    with Image.open(io.BytesIO(data)) as converted:
+        tones = [converted.convert("L").getpixel((x, 0)) for x in (0, 32, 63)]
+    assert tones[0] < 10 and 100 < tones[1] < 160 and tones[2] > 240  # not clipped to white
+
+
+def test_a_heavy_photo_is_scaled_down_and_sent_as_jpeg() -> None:
+    photo = Image.effect_noise((4000, 3000), 64).convert("RGB")  # 12 megapixels that don't compress
+    out = io.BytesIO()
+    photo.save(out, "PNG")
+    assert len(out.getvalue()) > 10_000_000
+    data, mime, info = normalise_reference(out.getvalue(), name="photo.png")
+    assert mime == "image/jpeg" and max(info.width, info.height) == MAX_REFERENCE_SIDE
+    assert len(data) < 3_000_000

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import timedelta
 
 import pytest
 from PIL import Image
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import store
 from bot.answer import Answer
-from bot.models import Conversation, Job, Turn
+from bot.models import Blob, Conversation, Job, SlackEvent, Turn, utcnow
 from tests.bot.helpers import add_job, new_conversation
 
 
@@ -138,3 +140,30 @@ def test_same_thread_in_two_workspaces_are_two_conversations(sessions: sessionma
         assert a.id != b.id
         found = store.find_conversation(session, team_id="T2", channel_id="C1", thread_ts="5.0")
         assert found is not None and found.id == b.id
+
+
+def test_thought_images_are_not_stored(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        turn = store.save_model_turn(session, conv, generated(jpeg("red"), "SIG"))
+        assert [p.get("thought", False) for p in turn.parts] == [
+            True,
+            False,
+            False,
+        ]  # the draft image is gone
+        assert session.scalar(select(func.count()).select_from(Blob)) == 1  # the result only
+
+
+def test_dedupe_keys_older_than_a_day_are_forgotten(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        assert store.claim_delivery(session, team_id="T1", keys=["event:old", "event:new"])
+        session.execute(
+            update(SlackEvent)
+            .where(SlackEvent.dedupe_key == "event:old")
+            .values(received_at=utcnow() - timedelta(days=2))
+        )
+    with sessions.begin() as session:
+        assert store.prune_deliveries(session) == 1
+    with sessions.begin() as session:
+        assert not store.claim_delivery(session, team_id="T1", keys=["event:new"])  # still known
+        assert store.claim_delivery(session, team_id="T1", keys=["event:old"])  # forgotten, so new again

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -279,3 +280,50 @@ def test_a_mention_that_cannot_run_is_answered_privately(app: Stack, text: str, 
     assert len(app.gemini.requests) == calls_before
     # Nothing was queued: no status message, no root, nothing posted by the bot for this user.
     assert not [m for m in app.slack.messages[jobs_marker:] if m.get("bot_id")]
+
+
+# --- images as people take them -------------------------------------------------------------------------
+
+
+def test_an_exif_rotated_phone_portrait_reaches_gemini_upright(app: Stack) -> None:
+    sensor = Image.new("RGB", (640, 480), "white")  # stored sideways, with "rotate 90°" in EXIF
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    sensor.save(out, "JPEG", exif=exif)
+    file = app.slack.host_file(out.getvalue(), name="IMG_0042.JPG", mimetype="image/jpeg")
+    outcome = mention(app, "put this on a poster", [file])
+    assert outcome.upload is not None, outcome.message
+    [(mime, data)] = inline_images(outcome.calls[0])
+    with Image.open(io.BytesIO(data)) as sent:
+        assert (mime, sent.size) == ("image/jpeg", (480, 640))
+
+
+def test_a_16_bit_png_works(app: Stack) -> None:
+    img = Image.new("I;16", (128, 128))
+    img.putdata([(x + y) * 256 for y in range(128) for x in range(128)])
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    file = app.slack.host_file(out.getvalue(), name="scan16.png", mimetype="image/png")
+    outcome = mention(app, "colourise this scan", [file])
+    assert outcome.upload is not None, outcome.message
+    [(_mime, data)] = inline_images(outcome.calls[0])
+    with Image.open(io.BytesIO(data)) as sent:
+        assert sent.convert("L").getpixel((64, 64)) not in (0, 255)  # mid-grey, not clipped
+
+
+def test_a_12_megapixel_reference_keeps_the_threads_later_requests_small(app: Stack) -> None:
+    photo = Image.effect_noise((4000, 3000), 40).convert("RGB")
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=95)
+    assert len(out.getvalue()) > 6_000_000
+    file = app.slack.host_file(out.getvalue(), name="DSC_1234.JPG", mimetype="image/jpeg")
+    first = mention(app, "a billboard with this photo", [file])
+    assert first.upload is not None, first.message
+    calls_before = len(app.gemini.requests)
+    app.slack.post_user_message(
+        channel=CHANNEL, text="make it dusk", user=first.user, thread_ts=first.thread_ts
+    )
+    [later] = app.gemini.wait_for(lambda: app.gemini.requests[calls_before:] or None)
+    size = len(json.dumps(later.body))
+    assert size < 4_000_000, size  # the brief's reference goes back with every request, scaled down

@@ -37,18 +37,23 @@ class Script(SlackState):
         retry_after: float | None = None,
         times: int = 1,
         never_share: bool = False,
+        lose_answer: str | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail (FIFO per method).
 
         ``retry_after`` (or ``http_status=429``) answers HTTP 429 with an integer ``Retry-After`` header, as
         Slack does (slack_sdk's ``RateLimitErrorRetryHandler`` does ``int()`` on it); ``http_status=500``
         answers Slack's edge HTML page. ``never_share`` (``files.completeUploadExternal`` only) answers ok
-        but never shares the file: no message, no shares in ``files.info``.
+        but never shares the file: no message, no shares in ``files.info``. ``lose_answer`` makes the call
+        take effect and then lose its answer, as Slack sometimes does: ``"5xx"`` answers its edge's 500
+        page, ``"drop"`` drops the connection without a word.
         """
+        if lose_answer not in (None, "5xx", "drop"):
+            raise ValueError("lose_answer is '5xx' or 'drop'")
         if never_share and method != "files.completeUploadExternal":
             raise ValueError("never_share only applies to files.completeUploadExternal")
         status = 429 if retry_after is not None else http_status
         with self._cond:
             queue = self._faults.setdefault(method, deque())
             for _ in range(times):
-                queue.append(_Fault(error, status, retry_after, never_share))
+                queue.append(_Fault(error, status, retry_after, never_share, lose_answer))

@@ -39,6 +39,7 @@ class _Fault:
     http_status: int
     retry_after: float | None
     never_share: bool
+    lose_answer: str | None = None  # "5xx" or "drop": the call takes effect, then the answer is lost
 
 
 @dataclass
@@ -480,7 +481,7 @@ class SlackState:
         }
         return message
 
-    def _public_message(self, record: JSON) -> JSON:
+    def _public_message(self, record: JSON, *, include_metadata: bool = False) -> JSON:
         keys = (
             "type",
             "text",
@@ -495,6 +496,8 @@ class SlackState:
             "edited",
         )
         message = {k: record[k] for k in keys if record.get(k) is not None}
+        if include_metadata and record.get("metadata") is not None:
+            message["metadata"] = record["metadata"]
         message["bot_profile"] = {"id": self.bot_id, "app_id": self.api_app_id, "name": "Nano Banana"}
         if record.get("reactions"):
             message["reactions"] = record["reactions"]

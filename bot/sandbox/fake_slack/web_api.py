@@ -16,6 +16,7 @@ from bot.sandbox.fake_slack.wire import (
     _CHANNEL_ID,
     _EDGE_ERROR_HTML,
     _USER_ID,
+    DROP_CONNECTION,
     _ApiError,
     _new_id,
     _Params,
@@ -56,7 +57,7 @@ class WebApi(SlackState):
             fault = queue.popleft() if queue else None
             self._changed()
 
-        if fault is not None and not fault.never_share:
+        if fault is not None and not fault.never_share and fault.lose_answer is None:
             if fault.http_status >= 500:
                 return _Reply(fault.http_status, _EDGE_ERROR_HTML, "text/html")
             headers = {}
@@ -77,6 +78,10 @@ class WebApi(SlackState):
             except _ApiError as exc:
                 result = {"ok": False, "error": exc.error}
             self._changed()
+        if fault is not None and fault.lose_answer == "5xx":
+            return _Reply(500, _EDGE_ERROR_HTML, "text/html")
+        if fault is not None and fault.lose_answer == "drop":
+            return DROP_CONNECTION
         return _Reply.json(result)
 
     def _auth_error(self, method: str, token: str | None) -> str | None:
@@ -283,23 +288,33 @@ class WebApi(SlackState):
 
     def _conversations_history(self, p: _Params) -> JSON:
         channel = p.need("channel", "channel_not_found")
+        oldest = float(p.string("oldest") or 0)
+        limit = int(p.string("limit") or 100)
+        metadata = _truthy(p.values.get("include_all_metadata"))
         items = [
-            self._public_message(m)
+            self._public_message(m, include_metadata=metadata)
             for m in self.messages
             if m["channel"] == channel
             and not m.get("deleted")
             and (not m.get("thread_ts") or m["thread_ts"] == m["ts"])
+            and float(m["ts"]) > oldest
         ]
         items.reverse()
-        return {"ok": True, "messages": items, "has_more": False}
+        return {"ok": True, "messages": items[:limit], "has_more": len(items) > limit}
 
     def _conversations_replies(self, p: _Params) -> JSON:
         channel = p.need("channel", "channel_not_found")
         ts = p.need("ts", "thread_not_found")
-        items = [self._public_message(m) for m in self.thread(channel, ts) if not m.get("deleted")]
-        if not items:
+        oldest = float(p.string("oldest") or 0)
+        limit = int(p.string("limit") or 1000)
+        metadata = _truthy(p.values.get("include_all_metadata"))
+        thread = [m for m in self.thread(channel, ts) if not m.get("deleted")]
+        if not thread:
             raise _ApiError("thread_not_found")
-        return {"ok": True, "messages": items, "has_more": False}
+        # The parent always comes first, as on Slack; then the replies after ``oldest``.
+        replies = [m for m in thread[1:] if float(m["ts"]) > oldest]
+        items = [self._public_message(m, include_metadata=metadata) for m in [thread[0], *replies][:limit]]
+        return {"ok": True, "messages": items, "has_more": len(replies) + 1 > limit}
 
     def _users_info(self, p: _Params) -> JSON:
         user_id = p.need("user", "user_not_found")

@@ -249,6 +249,9 @@ class _Params:
         return value
 
 
+DROP_CONNECTION = _Reply(0, b"", "")  # the sentinel: close the connection with no answer at all
+
+
 def _make_handler(owner: SlackState, route: Callable[[_Request], _Reply]) -> type[QuietHandler]:
     class Handler(QuietHandler):
         def _serve(self) -> None:
@@ -266,6 +269,9 @@ def _make_handler(owner: SlackState, route: Callable[[_Request], _Reply]) -> typ
             except Exception:  # a bug in the fake: answer like Slack's edge, keep the traceback for the test
                 owner._record(owner.errors, traceback.format_exc())
                 reply = _Reply(500, _EDGE_ERROR_HTML, "text/html")
+            if reply is DROP_CONNECTION:
+                self.reset_connection()
+                return
             self.send_bytes(reply.status, reply.body, reply.content_type, reply.headers)
 
         do_GET = _serve
