@@ -4,7 +4,7 @@ https://ai.google.dev/gemini-api/docs/troubleshooting)."""
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import logging
 import random
@@ -31,6 +31,9 @@ from bot.images import sniff_mime
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# A 4K image is about 10 MB as base64, with its draft and text; an answer larger than this is not read
+# (and not asked for again: it may be paid for).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 # What the status message says while the bot waits to try again.
 _TRANSIENT_REASONS = {
     500: "Gemini had an internal error (HTTP 500)",
@@ -92,9 +95,9 @@ def parse_response(body: dict[str, Any]) -> Answer:
         part = dict(part)
         inline = part.get("inlineData") or part.get("inline_data")
         if isinstance(inline, dict):
-            try:  # the one place an answer's image is decoded
-                data = base64.b64decode(inline.get("data") or "", validate=True)
-            except ValueError as err:
+            try:  # the one place an answer's image is decoded: straight from the text, with no bytes copy
+                data = binascii.a2b_base64(inline.pop("data", None) or "", strict_mode=True)
+            except ValueError as err:  # binascii.Error is a ValueError
                 raise GeminiUnavailable("Gemini sent an image that isn't valid base64") from err
             real = sniff_mime(data) or str(inline.get("mimeType") or inline.get("mime_type") or "")
             part.pop("inline_data", None)
@@ -152,6 +155,20 @@ def _error_message(body: Any, fallback: str) -> str:
         return fallback
 
 
+def _read_at_most(response: httpx.Response, limit: int) -> bytearray:
+    """The body, in one buffer that grows as it arrives (a list of chunks joined at the end would hold it
+    twice); refused past ``limit``."""
+    declared = response.headers.get("content-length") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise GeminiUnavailable(f"Gemini's answer was over {limit / 1_048_576:g} MB, so it was not read")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise GeminiUnavailable(f"Gemini's answer was over {limit / 1_048_576:g} MB, so it was not read")
+    return body
+
+
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 20.0) -> float:
     """Capped exponential backoff with jitter: attempt 0 → 0.5–1 s, 1 → 1–2 s, …, at most ``cap``."""
     return float(min(cap, base * 2**attempt) * random.uniform(0.5, 1.0))
@@ -174,8 +191,10 @@ class GeminiClient:
         max_attempts: int = 4,
         max_wait: float = 90.0,
         cancel: threading.Event | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._http = http
+        self._max_answer_bytes = max_answer_bytes
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._max_attempts = max_attempts
@@ -209,11 +228,13 @@ class GeminiClient:
                     raise Interrupted("stopping while waiting to try Gemini again") from last
             started = time.monotonic()
             try:
-                response = self._http.post(
+                with self._http.stream(
+                    "POST",
                     url,
                     content=payload,
                     headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
-                )
+                ) as response:
+                    raw = _read_at_most(response, self._max_answer_bytes)
             except (httpx.ConnectTimeout, httpx.PoolTimeout):
                 last = GeminiUnavailable("Gemini could not be reached in time")
                 continue  # the request was never sent: safe to send again
@@ -227,10 +248,15 @@ class GeminiClient:
             log.info(
                 "gemini %s answered %d in %.1fs", model_id, response.status_code, time.monotonic() - started
             )
+            # One copy at a time: bytes → text (the bytes dropped) → parsed (the text dropped). Parsing the
+            # bytes directly would hold all three at once, four times the image at 4K.
+            text = raw.decode("utf-8", errors="replace")
+            del raw
             try:
-                data = response.json()
+                data = json.loads(text)
             except ValueError:
                 data = None
+            del text
             if response.status_code == 200:
                 if not isinstance(data, dict):
                     last = GeminiUnavailable("Gemini sent a response I couldn't read")

@@ -182,3 +182,17 @@ def test_bad_request_is_not_retried(gemini: FakeGemini) -> None:
     with pytest.raises(GeminiBadRequest):
         client(gemini, RecordingCancel()).generate(MODEL, body)
     assert len(gemini.requests) == 1
+
+
+def test_an_answer_larger_than_the_limit_is_not_read_nor_asked_for_again(gemini: FakeGemini) -> None:
+    http = httpx.Client(timeout=10)
+    small = GeminiClient(
+        http, base_url=gemini.url, api_key=gemini.api_key, cancel=RecordingCancel(), max_answer_bytes=100_000
+    )
+    body = build_request(
+        [{"role": "user", "parts": [{"text": "a fox"}]}], aspect_ratio="1:1", image_size="4K"
+    )
+    with pytest.raises(GeminiUnavailable, match="was not read"):
+        small.generate(MODEL, body)
+    assert len(gemini.requests) == 1  # it may be paid for: not sent again
+    assert small.generate(MODEL, BODY).image  # a 1K answer fits

@@ -122,13 +122,20 @@ def choose_layout(model: FakeModel, request: ParsedRequest) -> tuple[str, str | 
 
 
 def success_answer(
-    model: FakeModel, request: ParsedRequest, *, jpeg_labelled_png: bool = False, twist: Fault | None = None
+    model: FakeModel,
+    request: ParsedRequest,
+    *,
+    jpeg_labelled_png: bool = False,
+    twist: Fault | None = None,
+    grain: bool = False,
 ) -> Answer:
     """A normal answer; ``twist`` (``Fault.answer``) sets its text, finish reason and modelVersion."""
     ratio, size, (width, height) = choose_layout(model, request)
     last_image = next((p.data for p in reversed(request.images) if p.data), None)
     footer = f"{model.model_id} · {ratio}" + (f" · {size}" if size else "") + f" · {width}x{height}"
-    picture = Picture(width, height, background_colour(request), request.latest_user_text, footer, last_image)
+    picture = Picture(
+        width, height, background_colour(request), request.latest_user_text, footer, last_image, grain=grain
+    )
     label = model.output_mime
     if jpeg_labelled_png:
         final, label = render(picture, "image/jpeg"), "image/png"

@@ -80,6 +80,7 @@ class Picture:
     caption: str
     footer: str = ""
     thumbnail: bytes | None = None  # the last input image, pasted small in the bottom-right corner
+    grain: bool = False  # photographic noise, so images weigh what real photos weigh (benchmarks)
 
 
 def _draw(picture: Picture) -> Image.Image:
@@ -103,6 +104,8 @@ def _draw(picture: Picture) -> Image.Image:
         draw.text((margin, h - margin - footer_px), picture.footer, fill=ink, font=_font(footer_px))
     if picture.thumbnail is not None:
         _paste_thumbnail(img, picture.thumbnail, margin)
+    if picture.grain:
+        img = Image.blend(img, Image.effect_noise((w, h), 64).convert("RGB"), 0.3)
     return img
 
 

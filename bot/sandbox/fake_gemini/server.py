@@ -88,8 +88,11 @@ class FakeGemini:
         api_key: str = DEFAULT_API_KEY,
         models: dict[str, FakeModel] | None = None,
         latency_s: float = 0.0,
+        grain: bool = False,
     ) -> None:
+        """``grain``: photographic noise in every image, so a 4K answer weighs what a real one does."""
         self.api_key = api_key
+        self.grain = grain
         self._models = dict(DEFAULT_MODELS if models is None else models)
         self.latency_s = latency_s
         self._cond = threading.Condition(threading.RLock())
@@ -329,6 +332,7 @@ class FakeGemini:
                 request,
                 jpeg_labelled_png=fault is not None and fault.kind == "jpeg_labelled_png",
                 twist=fault if fault is not None and fault.kind == "answer" else None,
+                grain=self.grain,
             )
         except ApiError as error:
             return json_answer(error.code, error.body())

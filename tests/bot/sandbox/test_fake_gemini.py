@@ -657,3 +657,14 @@ def test_hold_keeps_the_answer_back_until_released(gemini: FakeGemini, client: h
         assert pending.result(timeout=10).status_code == 200
     assert gemini.requests[0].answered
     assert ask(client, FLASH, "not held").status_code == 200  # later requests are not held
+
+
+def test_grain_makes_images_weigh_what_photos_weigh() -> None:
+    with FakeGemini(grain=True) as grainy, httpx.Client(base_url=grainy.url, timeout=10) as c:
+        c.headers["x-goog-api-key"] = DEFAULT_API_KEY
+        photo = ask(c, FLASH, "a harbour", imageSize="1K")
+        plain_size = None
+        with FakeGemini() as flat, httpx.Client(base_url=flat.url, timeout=10) as c2:
+            c2.headers["x-goog-api-key"] = DEFAULT_API_KEY
+            plain_size = len(ask(c2, FLASH, "a harbour", imageSize="1K").content)
+    assert len(photo.content) > 5 * plain_size
