@@ -1,13 +1,28 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from bot import store
 from bot.catalog import Catalog
 from bot.models import Conversation, Job
 from bot.options import parse_request
+from bot.payloads import Message, parse_message
 
 CATALOG = Catalog()
+BOT = "UBANANA"
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    """A person's ``message`` event, as Slack delivers it, with ``fields`` changed."""
+    return {"type": "message", "user": "UALICE", "channel": "C1", "ts": "10.0", "text": "hi", **fields}
+
+
+def parsed(**fields: Any) -> Message:
+    message = parse_message(event(**fields), team_id="T1", bot_user_id=BOT)
+    assert message is not None
+    return message
 
 
 def new_conversation(

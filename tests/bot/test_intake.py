@@ -1,26 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import Catalog
 from bot.intake import Intake, Outcome
 from bot.models import Conversation, Job
-from bot.payloads import Command, EditSubmission, EditTarget, Message, parse_message
-
-BOT = "UBANANA"
-
-
-def event(**fields: Any) -> dict[str, Any]:
-    return {"type": "message", "user": "UALICE", "channel": "C1", "ts": "10.0", "text": "hi", **fields}
-
-
-def parsed(**fields: Any) -> Message:
-    message = parse_message(event(**fields), team_id="T1", bot_user_id=BOT)
-    assert message is not None
-    return message
+from bot.payloads import Command, EditSubmission, EditTarget
+from tests.bot.helpers import BOT, parsed
 
 
 def jobs(sessions: sessionmaker[Session]) -> int:

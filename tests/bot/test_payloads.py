@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.payloads import (
     EditTarget,
-    Message,
     Route,
     event_id_of,
     image_files,
@@ -16,18 +13,7 @@ from bot.payloads import (
     parse_shortcut,
     route,
 )
-
-BOT = "UBANANA"
-
-
-def event(**fields: Any) -> dict[str, Any]:
-    return {"type": "message", "user": "UALICE", "channel": "C1", "ts": "10.0", "text": "hi", **fields}
-
-
-def parsed(**fields: Any) -> Message:
-    message = parse_message(event(**fields), team_id="T1", bot_user_id=BOT)
-    assert message is not None
-    return message
+from tests.bot.helpers import BOT, event, parsed
 
 
 def test_bots_edits_and_deletions_are_not_messages() -> None:
