@@ -1,4 +1,4 @@
-"""Pure request building and response parsing (reference/gemini-image-api.md §1-2, §5)."""
+"""Pure request building and response parsing for Gemini's generateContent (image models)."""
 
 from __future__ import annotations
 
