@@ -63,8 +63,13 @@ def test_a_status_post_whose_answer_is_lost_is_still_removed(lossy: Stack, how: 
     assert mention.event is not None
     settled(lossy, user)
     thread_ts = str(mention.event["ts"])
-    statuses = [m for m in bot_messages(lossy, thread_ts=thread_ts) if str(m["text"]).startswith("🍌")]
-    assert len(statuses) == 1 and statuses[0].get("deleted")  # one, and cleaned up
+
+    def statuses() -> list[dict[str, object]]:
+        return [m for m in bot_messages(lossy, thread_ts=thread_ts) if str(m["text"]).startswith("🍌")]
+
+    # The job is marked done, then its status message is removed: wait for that, then count.
+    lossy.slack.wait_for(lambda: all(m.get("deleted") for m in statuses()))
+    assert len(statuses()) == 1  # one status message, found again rather than posted twice
     [job] = [j for j in lossy.jobs() if j.requested_by == user]
     assert job.state == "done"
 

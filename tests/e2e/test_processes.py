@@ -79,7 +79,8 @@ def test_kill_9_after_the_upload_before_done_posts_no_second_image(any_db_stack:
     [job] = job_rows(stack.env["DATABASE_URL"])
     assert (job.state, job.attempts, job.upload_file_id) == ("done", 2, upload.file_id)
     # The "working on it" message was removed, as after any finished job.
-    assert stack.slack.message(CHANNEL, str(job.status_ts))["deleted"]  # type: ignore[index]
+    # (it goes once the job is marked done)
+    stack.slack.wait_for(lambda: (stack.slack.message(CHANNEL, str(job.status_ts)) or {}).get("deleted"))
 
 
 # --- two web processes, two worker processes, one PostgreSQL ---------------------------------------------
