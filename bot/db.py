@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StartupError
 from bot.models import HealthCheck, utcnow
+from bot.redaction import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +83,6 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def shown_url(url: str) -> str:
-    """The URL as an operator may see it: the password hidden, or nothing if it can't be parsed."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "DATABASE_URL"
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Engine:

@@ -130,12 +130,16 @@ class JobRunner:
             log.exception("job %s crashed", lease.job_id)
             self._fail(view, slack, err)
             return
+        self._done(view, slack)
+        log.info("job %s done", lease.job_id)
+
+    def _done(self, view: JobView, slack: SlackGateway) -> None:
+        """Mark the job done and take its "working on it" message away."""
         with self._sessions() as session:
-            queue.finish(session, lease, state="done")
+            queue.finish(session, view.lease, state="done")
             session.commit()
         if view.status_ts:
             notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
-        log.info("job %s done", lease.job_id)
 
     def _record(self, change: Callable[[Session], bool]) -> None:
         """Run one transition in its own transaction; LeaseLost (and nothing written) if the job is no
@@ -189,19 +193,16 @@ class JobRunner:
 
     @staticmethod
     def _post_once(view: JobView, slack: SlackGateway, text: str, *, kind: str, thread_ts: str | None) -> str:
-        """Post the job's root or status message, marked with the job (message metadata). On a later try
-        of the job, an earlier try may have made the post and lost Slack's answer (a 5xx after Slack
-        acted, a dropped connection) or died before recording it: look for the mark first."""
-        marker = {"job_id": view.job_id, "kind": kind}
-        if view.lease.attempt > 1:
-            # Hosts' clocks may differ a little from Slack's: look a few minutes further back.
-            found = slack.find_marked(
-                view.channel_id, marker, thread_ts=thread_ts, since=view.queued_at - 300
-            )
-            if found:
-                log.info("job %s: found the %s message an earlier try posted", view.job_id, kind)
-                return found
-        return slack.post(view.channel_id, text, thread_ts=thread_ts, marker=marker)
+        """The job's root or status message, marked with the job. A later try of the job looks for the
+        mark first (from a few minutes before the job was queued: hosts' clocks differ a little)."""
+        retry = view.lease.attempt > 1
+        return slack.post_once(
+            view.channel_id,
+            text,
+            thread_ts=thread_ts,
+            marker={"job_id": view.job_id, "kind": kind},
+            look_back_to=view.queued_at - 300 if retry else None,
+        )
 
     def _ensure_references(self, view: JobView, slack: SlackGateway) -> JobView:
         pending = [p for p in view.parts if "slackFile" in p]
@@ -328,7 +329,7 @@ class JobRunner:
                 file_id=file_id,
                 upload_url=upload_url,
                 data=data,
-                title=_title(view.parts),
+                title=messages.file_title(history.first_text(view.parts)),
                 channel=channel,
                 thread_ts=thread_ts,
                 comment=comment[:3000],
@@ -369,12 +370,8 @@ class JobRunner:
 
     def _fail(self, view: JobView, slack: SlackGateway, err: BaseException) -> None:
         if isinstance(err, SlackError) and self._delivered_after_all(view, slack):
-            with self._sessions() as session:
-                queue.finish(session, view.lease, state="done")
-                session.commit()
+            self._done(view, slack)
             log.info("job %s done: its image is in the thread after all (%s)", view.job_id, err.code)
-            if view.status_ts:
-                notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
             return
         if isinstance(err, SlackError):
             generated = view.result_turn_id is not None
@@ -406,8 +403,3 @@ class JobRunner:
             return slack.shared_ts(file_id, view.channel_id) is not None
         except SlackError:
             return False
-
-
-def _title(parts: list[dict[str, Any]]) -> str:
-    prompt = history.first_text(parts) or "Nano Banana image"
-    return prompt if len(prompt) <= 120 else prompt[:117] + "…"

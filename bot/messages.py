@@ -89,6 +89,12 @@ def result_comment(*, user_id: str, text: str | None) -> str:
     return f"{mention(user_id)} {escape(text.strip())}" if text and text.strip() else mention(user_id)
 
 
+def file_title(prompt: str | None) -> str:
+    """The uploaded image's title (plain text, not mrkdwn): the prompt, shortened."""
+    title = prompt or "Nano Banana image"
+    return title if len(title) <= 120 else title[:117] + "…"
+
+
 def for_requester(user_id: str, text: str) -> str:
     """A message in the thread addressed to the person who asked."""
     return f"{mention(user_id)} {text}"

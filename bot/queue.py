@@ -94,13 +94,11 @@ def _fenced(lease: Lease) -> ColumnElement[bool]:
 
 def heartbeat(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
     """Extend the lease. False means the job is no longer ours (taken over or finished)."""
-    result = session.execute(
-        update(Job)
-        .where(_fenced(lease))
-        .values(lease_expires_at=db_now(session) + timedelta(seconds=lease_seconds))
+    extended = _update_job(
+        session, lease, lease_expires_at=db_now(session) + timedelta(seconds=lease_seconds)
     )
     session.commit()
-    return bool(getattr(result, "rowcount", 0))
+    return extended
 
 
 def finish(
@@ -112,35 +110,30 @@ def finish(
     error_message: str | None = None,
 ) -> bool:
     """Mark done or failed. Does not commit, so callers can finish in the same transaction as other writes."""
-    result = session.execute(
-        update(Job)
-        .where(_fenced(lease))
-        .values(
-            state=state,
-            finished_at=db_now(session),
-            lease_owner=None,
-            lease_expires_at=None,
-            error_code=error_code,
-            error_message=error_message,
-        )
+    return _update_job(
+        session,
+        lease,
+        state=state,
+        finished_at=db_now(session),
+        lease_owner=None,
+        lease_expires_at=None,
+        error_code=error_code,
+        error_message=error_message,
     )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bool:
     """Give the job back (shutdown, or a retry later). It keeps its place in the conversation's order."""
-    result = session.execute(
-        update(Job)
-        .where(_fenced(lease))
-        .values(
-            state="queued",
-            lease_owner=None,
-            lease_expires_at=None,
-            not_before=db_now(session) + timedelta(seconds=delay_seconds),
-        )
+    released = _update_job(
+        session,
+        lease,
+        state="queued",
+        lease_owner=None,
+        lease_expires_at=None,
+        not_before=db_now(session) + timedelta(seconds=delay_seconds),
     )
     session.commit()
-    return bool(getattr(result, "rowcount", 0))
+    return released
 
 
 def _ours(session: Session, lease: Lease) -> bool:
@@ -149,6 +142,7 @@ def _ours(session: Session, lease: Lease) -> bool:
 
 
 def _update_job(session: Session, lease: Lease, **values: object) -> bool:
+    """Change the job if the lease still holds; whether it did."""
     result = session.execute(update(Job).where(_fenced(lease)).values(**values))
     return bool(getattr(result, "rowcount", 0))
 

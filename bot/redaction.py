@@ -16,6 +16,9 @@ import logging
 import re
 import threading
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 6
 
@@ -67,3 +70,12 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def shown_url(url: str) -> str:
+    """A database URL as an operator may see it: the password hidden, or the variable's name if the URL
+    can't be parsed (it might hold a password where the parser can't see one)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "DATABASE_URL"

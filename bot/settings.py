@@ -10,6 +10,7 @@ from typing import Literal
 
 from bot.catalog import DEFAULT_MODEL, Catalog, is_model_id
 from bot.errors import ConfigError, OptionError
+from bot.redaction import shown_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_GEMINI_API_URL = "https://generativelanguage.googleapis.com"
@@ -49,16 +50,9 @@ class Settings:
     def __repr__(self) -> str:  # never print secrets, even by accident
         return (
             f"Settings(socket_mode={self.socket_mode}, slack_api_url={self.slack_api_url!r}, "
-            f"gemini_api_url={self.gemini_api_url!r}, database={_redact_url(self.database_url)!r}, "
+            f"gemini_api_url={self.gemini_api_url!r}, database={shown_url(self.database_url)!r}, "
             f"port={self.port}, default_model={self.default_model!r}, workers={self.workers})"
         )
-
-
-def _redact_url(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def _parse_aliases(raw: str) -> dict[str, str]:

@@ -154,6 +154,25 @@ class SlackGateway:
             )
         return str(response["ts"])
 
+    def post_once(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None,
+        marker: dict[str, Any],
+        look_back_to: float | None = None,
+    ) -> str:
+        """Post a message marked with ``marker``. ``look_back_to`` (epoch seconds): an earlier try may have
+        made this post and lost Slack's answer (a 5xx after Slack acted, a dropped connection) or died
+        before recording it, so look for the mark from then on first, and use that post if it is there."""
+        if look_back_to is not None:
+            found = self.find_marked(channel, marker, thread_ts=thread_ts, since=look_back_to)
+            if found:
+                log.info("found the %s an earlier try posted", marker)
+                return found
+        return self.post(channel, text, thread_ts=thread_ts, marker=marker)
+
     def find_marked(
         self, channel: str, marker: dict[str, Any], *, thread_ts: str | None = None, since: float = 0.0
     ) -> str | None:

@@ -163,10 +163,7 @@ class WorkerPool:
         if self._runner.at_gemini():
             log.info("waiting for the jobs inside their Gemini call: %s", sorted(self._runner.at_gemini()))
         while self._runner.at_gemini() and time.monotonic() < gemini_deadline:
-            for thread in self._workers:
-                thread.join(timeout=min(1.0, max(0.0, gemini_deadline - time.monotonic())))
-        for thread in self._workers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            time.sleep(0.05)
         self._halted.set()
         with self._lock:
             leftover = list(self._running.values())
