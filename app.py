@@ -136,7 +136,10 @@ def _after_ack(call: Callable[[], object]) -> None:
     _AFTER_ACK.submit(run)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """Catch SIGTERM and SIGINT from now on; the event is set when one comes. Installed before the
+    workers start, so a signal right after "workers started" stops them gracefully instead of killing
+    the process (a race a test caught)."""
     stop = threading.Event()
 
     def handle(signum: int, _frame: FrameType | None) -> None:
@@ -145,7 +148,7 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-    stop.wait()
+    return stop
 
 
 def serve(settings: Settings) -> None:
@@ -160,9 +163,10 @@ def serve(settings: Settings) -> None:
         handler = SocketModeHandler(bolt, settings.slack_app_token)
         with _quiet_libraries():
             handler.connect()  # type: ignore[no-untyped-call]
+        stop = _stop_on_signal()
         runtime.pool.start()
         log.info("connected to Slack in Socket Mode")
-        _wait_for_signal()
+        stop.wait()
         runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
         handler.close()  # type: ignore[no-untyped-call]
         return
@@ -190,11 +194,12 @@ def serve(settings: Settings) -> None:
         raise StartupError(
             f"can't listen on port {settings.port} ({err.strerror or err}); check PORT"
         ) from err
+    stop = _stop_on_signal()
     runtime.pool.start()
     threading.Thread(target=server.run, name="http", daemon=True).start()
     port = server.effective_port
     log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", port)
-    _wait_for_signal()
+    stop.wait()
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
     server.close()
 
@@ -217,8 +222,9 @@ def _quiet_libraries() -> Iterator[None]:
 
 def work(settings: Settings) -> None:
     runtime = build_runtime(settings, workers=max(1, settings.workers))
+    stop = _stop_on_signal()
     runtime.pool.start()
-    _wait_for_signal()
+    stop.wait()
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
 
 

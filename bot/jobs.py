@@ -73,8 +73,8 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def at_gemini(self) -> set[int]:
-        """The jobs inside their Gemini call right now: on shutdown they may finish (their answer may
-        already be paid for); every other job goes back to the queue."""
+        """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
+        finish that (their answer may already be paid for); every other job goes back to the queue."""
         with self._lock:
             return set(self._at_gemini)
 
@@ -248,19 +248,21 @@ class JobRunner:
                 text = messages.retrying(reason, seconds)
                 notify.quietly(lambda: slack.update(view.channel_id, str(view.status_ts), text))
 
-        started = time.monotonic()
-        with self._lock:
+        with self._lock:  # until the answer is stored, not only until Gemini answers (see at_gemini)
             self._at_gemini.add(view.job_id)
         try:
+            started = time.monotonic()
             answer = self._gemini.generate(view.model_id, body, on_retry=show_retry)
+            return replace(view, result_turn_id=self._store_answer(view, answer, time.monotonic() - started))
         finally:
             with self._lock:
                 self._at_gemini.discard(view.job_id)
-        elapsed = time.monotonic() - started
-        # The answer is paid for: a database blip now must not throw it away (a re-run would pay again).
+
+    def _store_answer(self, view: JobView, answer: Answer, elapsed: float) -> int:
+        """The answer is paid for: a database blip now must not throw it away (a re-run would pay again)."""
         for wait in SAVE_RETRY_WAITS:
             try:
-                return replace(view, result_turn_id=self._save_answer(view, answer, elapsed))
+                return self._save_answer(view, answer, elapsed)
             except OperationalError:
                 if wait is None:
                     raise

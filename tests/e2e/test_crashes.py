@@ -59,7 +59,10 @@ def test_sigterm_during_a_gemini_call_waits_for_the_answer_and_buys_one_image(an
         first.wait_for_log("waiting for the jobs inside their Gemini call")
         assert first.process.poll() is None  # still running, past its 0.5 s grace
     assert first.terminate() == 0
-    stack.start_app()  # a deploy: whatever the first process left is picked up at once
+    # A deploy: whatever the first process left is picked up at once. If the first process ended in the
+    # middle of the upload, the next one waits for that upload to show before making its own: a short
+    # share timeout keeps this test quick (it costs time, never a second Gemini call).
+    stack.start_app(BANANA_SLACK_SHARE_TIMEOUT_SECONDS="2")
     [upload] = stack.uploads(1, timeout=20)
     assert len(stack.gemini.requests) == 1  # one image bought, one delivered
     roots = [m for m in stack.slack.messages if m.get("bot_id") and not m.get("thread_ts")]
