@@ -1,41 +1,80 @@
-"""Benchmarks: figures, not assertions. Runs the real app as a process against the stand-ins.
+"""The benchmark: the real app as processes against the stand-ins, each figure beside a baseline measured in
+the same run, and the ratio. Figures, never assertions.
 
-    .venv/bin/python bench/bench.py [--jobs 100] [--gemini-latency 1.0] [--workers 8] [--thread-length 20]
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/bench.py   # on PostgreSQL
+    .venv/bin/python bench/bench.py                       # SQLite (a file in a temporary folder)
+    .venv/bin/python bench/bench.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench.py --quick               # a smoke run in under a minute (CI runs it)
 
-Prints: ack latency (p50/p95/max) for /banana while the workers are busy; overhead per job beyond
-Gemini's own time (from the job rows); throughput for many concurrent requests; request size as a thread
-grows; the app's peak memory.
+Baselines: a bare Bolt app on the same server stack (``bench/bare_app.py``: Bolt, waitress with our
+settings, signature checks on, listeners that only ack), a straight-line script that calls Gemini, uploads
+with ``files_upload_v2`` and polls ``files.info`` until the share shows (``straight_line_job``), and floors
+the run itself measures (the time requests spent inside the stand-in Gemini).
+
+The stand-in Slack answers each Web API call after ``--slack-latency`` and shows a shared file in
+``files.info`` after ``--share-delay``, as the real one does; the stand-in Gemini answers after
+``--gemini-latency`` (more in the makespan workload).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+import httpx
+from slack_sdk import WebClient
+from sqlalchemy import delete, select
 
-from bot.db import create_db_engine, session_factory
-from bot.models import Job
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.db import create_db_engine, migrate, session_factory
+from bot.models import Base, Job
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.process import AppProcess, free_port
 from bot.sandbox.scenario import sandbox_env
 
+BENCH = Path(__file__).resolve().parent
+MODEL = "gemini-nano-banana-2.1"  # what the default model resolves to
 
-def pct(values: list[float], p: float) -> float:
+
+@dataclass
+class Row:
+    figure: str
+    baseline: str
+    base: float
+    ours: float
+    unit: str = "ms"
+    target: str = ""
+
+    def cells(self) -> list[str]:
+        scale = 1000.0 if self.unit == "ms" else 1.0
+        decimals = 0 if self.unit == "" else 1
+        ratio = self.ours / self.base if self.base > 0 else float("nan")
+        return [
+            self.figure,
+            self.baseline,
+            f"{self.base * scale:,.{decimals}f} {self.unit}".strip(),
+            f"{self.ours * scale:,.{decimals}f} {self.unit}".strip(),
+            f"{ratio:.2f}×",
+            self.target,
+        ]
+
+
+def pct(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:7.1f} ms"
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -45,96 +84,425 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--gemini-latency", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--thread-length", type=int, default=20)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="banana-bench-"))
+        self.database_url = args.database_url or f"sqlite:///{self.tmp / 'bench.db'}"
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
 
-    tmp = Path(tempfile.mkdtemp(prefix="banana-bench-"))
-    database_url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    with FakeSlack() as slack, FakeGemini(latency_s=args.gemini_latency) as gemini:
-        port = free_port()
-        slack.request_url = f"http://127.0.0.1:{port}/slack/events"
-        env = sandbox_env(slack, gemini, database_url=database_url, port=port)
-        env["BANANA_WORKERS"] = str(args.workers)
-        app = AppProcess(env, log_path=tmp / "app.log").start()
-        app.wait_healthy()
-        assert app.process is not None
-        print(
-            f"database: {database_url.split('@')[-1]}, workers: {args.workers}, "
-            f"Gemini stand-in latency: {args.gemini_latency:.2f} s, jobs: {args.jobs}\n"
-        )
+    # --- processes -------------------------------------------------------------------------------------
 
-        # 1. Throughput, and ack latency while the queue is full: concurrent mentions in many channels.
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            mention = f"<@{slack.bot_user_id}> job"
-            deliveries = list(
-                pool.map(
-                    lambda n: slack.post_user_message(channel=f"C{n:04d}", text=f"{mention} {n}"),
-                    range(args.jobs),
-                )
-            )
-        submit_s = time.monotonic() - started
-        acks = [d.elapsed_s for batch in deliveries for d in batch]
-        slack.wait_for_uploads(args.jobs, timeout=args.jobs * args.gemini_latency + 120)
-        total_s = time.monotonic() - started
-        ideal_s = args.jobs * args.gemini_latency / args.workers
-        print("ack latency (event deliveries, 16 senders, queue filling):")
-        print(
-            f"  p50 {ms(pct(acks, 50))}   p95 {ms(pct(acks, 95))}   max {ms(max(acks))}   "
-            f"({len(acks)} deliveries in {submit_s:.1f} s)"
-        )
-        commands = [slack.send_command(f"busy-time command {n}").elapsed_s for n in range(20)]
-        print(
-            f"  /banana while {args.workers} workers are busy: p50 {ms(pct(commands, 50))}   "
-            f"max {ms(max(commands))}"
-        )
-        print(
-            f"\nthroughput: {args.jobs} images in {total_s:.1f} s = {args.jobs / total_s:.1f} images/s "
-            f"(ideal with {args.workers} workers at {args.gemini_latency:.2f} s each: {ideal_s:.1f} s, "
-            f"efficiency {ideal_s / total_s:.0%})"
-        )
-        slack.wait_for_uploads(args.jobs + 20, timeout=120)
+    def stand_ins(self, gemini_latency: float) -> tuple[FakeSlack, FakeGemini]:
+        slack = FakeSlack()
+        slack.api_latency_s = self.args.slack_latency
+        slack.share_delay_s = self.args.share_delay
+        slack.delivery_timeout = 30.0
+        return slack, FakeGemini(latency_s=gemini_latency)
 
-        # 2. Overhead per job beyond Gemini's own time, from the job rows.
-        engine = create_db_engine(database_url)
-        with session_factory(engine)() as session:
-            jobs = session.scalars(select(Job).where(Job.state == "done")).all()
-            overhead = [
-                (job.finished_at - job.started_at).total_seconds() - (job.gemini_seconds or 0)
-                for job in jobs
-                if job.finished_at and job.started_at
-            ]
-        print("\noverhead per job beyond Gemini (claim → status → history → store → upload → done):")
-        mean, p95 = statistics.mean(overhead), pct(overhead, 95)
-        print(f"  mean {ms(mean)}   p95 {ms(p95)}   max {ms(max(overhead))}")
-
-        # 3. Request size as one thread grows.
-        before = len(gemini.requests)
-        slack.send_command("a long conversation --ar 1:1", channel_id="C0LONG")
-        slack.wait_for(lambda: len(gemini.requests) > before and slack.wait_for_uploads(args.jobs + 21))
-        root = next(
-            m for m in reversed(slack.messages) if m.get("channel") == "C0LONG" and not m.get("thread_ts")
-        )
-        for n in range(1, args.thread_length):
-            slack.post_user_message(channel="C0LONG", text=f"edit number {n}", thread_ts=str(root["ts"]))
-            slack.wait_for_uploads(args.jobs + 21 + n, timeout=60)
-        sizes = [len(json.dumps(c.body)) for c in gemini.requests[before:]]
-        print(f"\nrequest size as the thread grows (bytes of generateContent body, turn 1..{len(sizes)}):")
-        print("  " + " ".join(f"{s // 1024}K" for s in sizes))
-        print(
-            f"  turn 1: {sizes[0]:,} B, turn 5: {sizes[min(4, len(sizes) - 1)]:,} B, "
-            f"last: {sizes[-1]:,} B (bounded: brief + 2 latest exchanges)"
-        )
-
-        print(f"\napp peak memory (VmHWM): {peak_rss_mb(app.process.pid):.0f} MB")
-        app.terminate()
+    def fresh_database(self) -> None:
+        engine = create_db_engine(self.database_url)
+        migrate(engine)
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name != "alembic_version":
+                    conn.execute(delete(table))
         engine.dispose()
+
+    @contextmanager
+    def app(
+        self, slack: FakeSlack, gemini: FakeGemini, *, workers: int, command: str = "serve", name: str = "app"
+    ) -> Iterator[AppProcess]:
+        port = free_port()
+        env = sandbox_env(slack, gemini, database_url=self.database_url, port=port)
+        env["BANANA_WORKERS"] = str(workers)
+        process = AppProcess(env, command=command, log_path=self.tmp / f"{name}-{port}.log").start()
+        try:
+            if command == "serve":
+                process.wait_healthy(timeout=60)
+                slack.request_url = f"{process.url}/slack/events"
+            else:
+                process.wait_for_log("workers started", timeout=60)
+            yield process
+        finally:
+            process.terminate(timeout=60)
+
+    @contextmanager
+    def bare_app(self, slack: FakeSlack) -> Iterator[AppProcess]:
+        env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": slack.signing_secret}
+        env["SLACK_API_URL"] = slack.api_url
+        env["PORT"] = str(free_port())
+        process = AppProcess(env, command="", script=BENCH / "bare_app.py", log_path=self.tmp / "bare.log")
+        try:
+            process.start().wait_healthy(timeout=30)
+            yield process
+        finally:
+            process.terminate()
+
+    # --- workloads -------------------------------------------------------------------------------------
+
+    def acks_idle(self) -> None:
+        """Sequential slash commands against the bare app and against a web process (no workers here:
+        nothing else runs, so this is the listener path alone)."""
+        n = self.args.idle_commands
+        slack, gemini = self.stand_ins(0.0)
+        with slack, gemini:
+            with self.bare_app(slack) as bare:
+                slack.request_url = f"{bare.url}/slack/events"
+                for _ in range(5):
+                    slack.send_command("warm up")
+                base = [slack.send_command(f"idle {i}").elapsed_s for i in range(n)]
+            self.fresh_database()
+            with self.app(slack, gemini, workers=0) as app:
+                slack.request_url = f"{app.url}/slack/events"
+                for _ in range(5):
+                    slack.send_command("warm up")
+                ours = [slack.send_command(f"idle {i}").elapsed_s for i in range(n)]
+        self.rows.append(
+            Row("slash-command ack p99, idle", "bare Bolt app", pct(base, 99), pct(ours, 99), target="≤ 2×")
+        )
+
+    def acks_loaded(self) -> None:
+        """Bursts of 20 concurrent commands while ``--workers`` jobs run (each in its own channel)."""
+        bursts, size, workers = self.args.bursts, 20, self.args.workers
+        slack, gemini = self.stand_ins(self.args.gemini_latency)
+
+        def burst(label: str) -> list[float]:
+            with ThreadPoolExecutor(max_workers=size) as pool:
+                return list(
+                    pool.map(
+                        lambda i: slack.send_command(f"{label} {i}", channel_id=f"CB{i:03d}").elapsed_s,
+                        range(size),
+                    )
+                )
+
+        with slack, gemini:
+            with self.bare_app(slack) as bare:
+                slack.request_url = f"{bare.url}/slack/events"
+                burst("warm up")
+                base = [t for b in range(bursts) for t in burst(f"burst {b}")]
+            self.fresh_database()
+            with self.app(slack, gemini, workers=workers) as app:
+                assert app.process is not None
+                slack.request_url = f"{app.url}/slack/events"
+                mention = f"<@{slack.bot_user_id}>"
+                with ThreadPoolExecutor(max_workers=10) as pool:
+                    list(
+                        pool.map(
+                            lambda i: slack.post_user_message(
+                                channel=f"CL{i:03d}", text=f"{mention} load {i}"
+                            ),
+                            range(workers),
+                        )
+                    )
+                gemini.wait_for(lambda: len(gemini.requests) >= min(workers, 10), timeout=60)
+                ours = [t for b in range(bursts) for t in burst(f"burst {b}")]
+                slack.wait_for_uploads(workers + bursts * size, timeout=600)
+                rss = peak_rss_mb(app.process.pid)
+        self.rows.append(
+            Row(
+                f"ack p99, bursts of {size} while {workers} jobs run",
+                "bare Bolt app, same bursts",
+                pct(base, 99),
+                pct(ours, 99),
+                target="≤ 2×, < 1 s",
+            )
+        )
+        self.notes.append(
+            f"worst single ack under load: {max(ours) * 1000:.0f} ms (bare: {max(base) * 1000:.0f} ms)"
+        )
+        self.rows.append(
+            Row(f"peak RSS with {workers} workers", "(limit)", 400.0, rss, unit="MB", target="< 400 MB")
+        )
+
+    def per_job(self) -> None:
+        """One job at a time: ack → image shared in the thread → job done, minus the time inside Gemini.
+        Baseline: the straight-line script doing Gemini, upload and share check for the same image."""
+        n = self.args.sequential_jobs
+        slack, gemini = self.stand_ins(self.args.gemini_latency)
+        with slack, gemini:
+            client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+            thread_ts = str(client.chat_postMessage(channel="CSCRIPT", text="a thread for the script")["ts"])
+            base = [straight_line_job(client, gemini, "CSCRIPT", thread_ts) for _ in range(n)]
+            self.fresh_database()
+            with self.app(slack, gemini, workers=1):
+                mention = f"<@{slack.bot_user_id}>"
+                ours: list[float] = []
+                engine = create_db_engine(self.database_url)
+                sessions = session_factory(engine)
+                for i in range(n):
+                    before = len(gemini.requests)
+                    slack.post_user_message(channel=f"CJ{i:03d}", text=f"{mention} job {i}")
+                    done = wait_done(sessions, i + 1)
+                    call = gemini.requests[before]
+                    assert call.answered_at is not None
+                    ours.append(done - (call.answered_at - call.at))
+                engine.dispose()
+        self.rows.append(
+            Row(
+                "per-job time beyond Gemini's (ack → shared → done), mean",
+                "straight-line script",
+                statistics.mean(base),
+                statistics.mean(ours),
+                target="≤ 1.3×",
+            )
+        )
+
+    def makespan(self) -> None:
+        """``--conversations`` threads of ``--turns`` each, all sent at once: a mention and its replies.
+        Floor: the slowest conversation's time inside the stand-in Gemini (its turns run one after
+        another); ideal: all jobs' Gemini time spread evenly over the workers."""
+        conversations, turns, workers = self.args.conversations, self.args.turns, self.args.workers
+        latency = self.args.makespan_latency
+        slack, gemini = self.stand_ins(latency)
+        self.fresh_database()
+        with slack, gemini, self.app(slack, gemini, workers=workers):
+            mention = f"<@{slack.bot_user_id}>"
+            started = time.monotonic()
+
+            def conversation(c: int) -> None:
+                channel = f"CM{c:03d}"
+                slack.post_user_message(channel=channel, text=f"{mention} conv{c}x turn0")
+                ts = next(
+                    str(m["ts"])
+                    for m in reversed(list(slack.messages))
+                    if m.get("channel") == channel and not m.get("thread_ts")
+                )
+                for t in range(1, turns):
+                    slack.post_user_message(channel=channel, text=f"conv{c}x turn{t}", thread_ts=ts)
+
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                list(pool.map(conversation, range(conversations)))
+            total = conversations * turns
+            slack.wait_for_uploads(total, timeout=total * latency + 300)
+            took = time.monotonic() - started
+            inside: dict[str, float] = defaultdict(float)
+            for call in gemini.requests:
+                tag = _conversation_tag(call.body)
+                if call.answered_at is not None:
+                    inside[tag] += call.answered_at - call.at
+            floor = max(inside.values())
+        ideal = total * latency / min(workers, conversations * turns)
+        ideal = max(ideal, turns * latency)
+        self.rows.append(
+            Row(
+                f"makespan, {total} jobs / {conversations} conversations / {latency:g} s Gemini / "
+                f"{workers} workers",
+                "slowest conversation inside Gemini",
+                floor,
+                took,
+                unit="s",
+                target="≤ 1.15×",
+            )
+        )
+        self.notes.append(f"makespan against the ideal ({ideal:.1f} s): {took / ideal:.2f}×")
+
+    def scale_out(self) -> None:
+        """PostgreSQL only: a worker-bound workload on 1 process vs 2 web + 2 worker processes."""
+        if not self.database_url.startswith("postgres"):
+            self.notes.append("scale-out: PostgreSQL only (pass --database-url)")
+            return
+        jobs, per_process = self.args.scale_jobs, self.args.scale_workers
+        latency = self.args.gemini_latency
+
+        def run(web: int, workers_each: int, worker_processes: int) -> float:
+            slack, gemini = self.stand_ins(latency)
+            self.fresh_database()
+            with slack, gemini, ExitStack() as stack:
+                webs = [
+                    stack.enter_context(
+                        self.app(
+                            slack, gemini, workers=workers_each if worker_processes == 0 else 0, name="web"
+                        )
+                    )
+                    for _ in range(web)
+                ]
+                for _ in range(worker_processes):
+                    stack.enter_context(
+                        self.app(slack, gemini, workers=workers_each, command="worker", name="worker")
+                    )
+                mention = f"<@{slack.bot_user_id}>"
+                started = time.monotonic()
+                for i in range(jobs):
+                    slack.request_url = f"{webs[i % len(webs)].url}/slack/events"
+                    slack.post_user_message(channel=f"CS{i:03d}", text=f"{mention} scale {i}")
+                slack.wait_for_uploads(jobs, timeout=jobs * latency + 300)
+                return time.monotonic() - started
+
+        one = run(1, per_process, 0)
+        four = run(2, per_process, 2)
+        self.rows.append(
+            Row(
+                f"scale-out: {jobs} jobs, 2 web + 2 worker processes vs 1 ({per_process} workers each)",
+                "1 process",
+                one,
+                four,
+                unit="s",
+                target="≤ 0.55×",
+            )
+        )
+
+    def request_size(self) -> None:
+        """generateContent body as one thread grows, turn 20 against turn 5: its bytes apart from image
+        data, and its images (the stand-in draws each instruction into its image, so image bytes vary
+        from turn to turn whatever the app sends)."""
+        turns = self.args.thread_length
+        slack, gemini = self.stand_ins(0.0)
+        self.fresh_database()
+        with slack, gemini, self.app(slack, gemini, workers=2):
+            mention = f"<@{slack.bot_user_id}>"
+            slack.post_user_message(channel="CLONG", text=f"{mention} a long conversation --ar 1:1")
+            ts = str(next(m["ts"] for m in slack.messages if m.get("channel") == "CLONG"))
+            slack.wait_for_uploads(1, timeout=60)
+            for n in range(1, turns):
+                slack.post_user_message(channel="CLONG", text=f"edit number {n}", thread_ts=ts)
+                slack.wait_for_uploads(n + 1, timeout=60)
+            bodies = [c.body for c in gemini.requests]
+        fifth, last = bodies[min(4, len(bodies) - 1)], bodies[-1]
+        label = f"turn {len(bodies)} vs turn {min(5, len(bodies))}"
+        self.rows.append(
+            Row(f"request without image data, {label}", "turn 5", _kb(fifth), _kb(last), "KB", "≤ 1.05×")
+        )
+        self.rows.append(
+            Row(f"images in the request, {label}", "turn 5", _images(fifth), _images(last), "", "≤ 1.05×")
+        )
+        self.notes.append(
+            f"whole request body, {label}: {len(json.dumps(fifth)) / 1024:.1f} KB → "
+            f"{len(json.dumps(last)) / 1024:.1f} KB"
+        )
+
+    # --- report ----------------------------------------------------------------------------------------
+
+    def report(self) -> str:
+        header = ["Figure", "Baseline", "Baseline value", "This project", "Ratio", "Target"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(row.cells()) + " |" for row in self.rows),
+        ]
+        return "\n".join([*lines, "", *(f"- {note}" for note in self.notes)])
+
+
+def _without_image_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("" if k == "data" else _without_image_data(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_image_data(v) for v in value]
+    return value
+
+
+def _kb(body: dict[str, Any]) -> float:
+    return len(json.dumps(_without_image_data(body))) / 1024
+
+
+def _images(body: dict[str, Any]) -> float:
+    return float(sum("inlineData" in p for c in body.get("contents") or [] for p in c.get("parts") or []))
+
+
+def _conversation_tag(body: dict[str, Any]) -> str:
+    for content in body.get("contents") or []:
+        for part in content.get("parts") or []:
+            text = str(part.get("text") or "")
+            if "conv" in text:
+                return text.split("conv", 1)[1].split("x", 1)[0]
+    return "?"
+
+
+def wait_done(sessions: Any, count: int, timeout: float = 120.0) -> float:
+    """Seconds from the newest job's creation (its ack) to its done mark, once ``count`` jobs are done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            jobs = session.scalars(select(Job).where(Job.state == "done").order_by(Job.id)).all()
+            if len(jobs) >= count:
+                job = jobs[count - 1]
+                return float((job.finished_at - job.created_at).total_seconds())
+        time.sleep(0.01)
+    raise TimeoutError(f"job {count} not done in {timeout} s")
+
+
+def straight_line_job(client: WebClient, gemini: FakeGemini, channel: str, thread_ts: str) -> float:
+    """The floor for one job's Slack side: ask Gemini, upload the image with ``files_upload_v2`` into the
+    thread, poll ``files.info`` every 50 ms until the share shows. Seconds beyond Gemini's time."""
+    started = time.monotonic()
+    body = {"contents": [{"role": "user", "parts": [{"text": "a banana"}]}]}
+    response = httpx.post(
+        f"{gemini.url}/v1beta/models/{MODEL}:generateContent",
+        headers={"x-goog-api-key": gemini.api_key},
+        json=body,
+        timeout=60,
+    )
+    call = gemini.requests[-1]
+    part = next(p for p in response.json()["candidates"][0]["content"]["parts"] if "inlineData" in p)
+    data = base64.b64decode(part["inlineData"]["data"])
+    upload = client.files_upload_v2(content=data, filename="banana.png", channel=channel, thread_ts=thread_ts)
+    file_id = str(upload["file"]["id"])
+    while True:
+        shares = (client.files_info(file=file_id)["file"].get("shares") or {}).values()
+        if any(channel in scope for scope in shares):
+            break
+        time.sleep(0.05)
+    assert call.answered_at is not None
+    return time.monotonic() - started - (call.answered_at - call.at)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
+    parser.add_argument("--gemini-latency", type=float, default=1.0)
+    parser.add_argument("--makespan-latency", type=float, default=5.0)
+    parser.add_argument("--slack-latency", type=float, default=0.04, help="seconds per Web API call")
+    parser.add_argument("--share-delay", type=float, default=0.25, help="seconds until an upload shows")
+    parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--idle-commands", type=int, default=100)
+    parser.add_argument("--bursts", type=int, default=5)
+    parser.add_argument("--sequential-jobs", type=int, default=10)
+    parser.add_argument("--conversations", type=int, default=40)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--scale-jobs", type=int, default=80)
+    parser.add_argument("--scale-workers", type=int, default=8)
+    parser.add_argument("--thread-length", type=int, default=20)
+    parser.add_argument(
+        "--only", default="", help="comma-separated: idle,loaded,per-job,makespan,scale-out,request-size"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.gemini_latency, args.makespan_latency, args.workers = 0.2, 0.3, 6
+        args.idle_commands, args.bursts, args.sequential_jobs = 10, 1, 2
+        args.conversations, args.turns, args.scale_jobs, args.scale_workers = 4, 2, 8, 2
+        args.thread_length = 6
+    return args
+
+
+WORKLOADS: dict[str, Callable[[Bench], None]] = {
+    "idle": Bench.acks_idle,
+    "loaded": Bench.acks_loaded,
+    "per-job": Bench.per_job,
+    "makespan": Bench.makespan,
+    "scale-out": Bench.scale_out,
+    "request-size": Bench.request_size,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    chosen = [w for w in args.only.split(",") if w] or list(WORKLOADS)
+    slack = f"{args.slack_latency * 1000:.0f} ms per call, shares after {args.share_delay * 1000:.0f} ms"
+    print(
+        f"database: {bench.database_url.split('@')[-1]}; Slack stand-in: {slack}; "
+        f"Gemini stand-in: {args.gemini_latency:g} s",
+        flush=True,
+    )
+    for name in chosen:
+        started = time.monotonic()
+        WORKLOADS[name](bench)
+        print(f"  {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    print(bench.report())
     return 0
 
 

@@ -34,14 +34,17 @@ class AppProcess:
         command: str = "serve",
         log_path: Path | None = None,
         wrapper: Sequence[str] = (),
+        script: Path = ROOT / "app.py",
     ) -> None:
         """``wrapper``: a command the app runs under (``unshare -u sh -c …``), for a test that needs the
-        process to see a different host."""
+        process to see a different host. ``script``: another program to run the same way (the
+        benchmark's bare Bolt app); ``command`` empty for none."""
         # Coverage's settings pass through (``pytest --cov`` measures the app in its child processes).
         measuring = {k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}
         self.env = {"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", **measuring, **env}
         self.command = command
         self.wrapper = list(wrapper)
+        self.script = script
         self.port = int(self.env.get("PORT", "0") or 0)
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="banana-app-", suffix=".log")[1])
         self._log: IO[bytes] | None = None
@@ -54,7 +57,7 @@ class AppProcess:
     def start(self) -> AppProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [*self.wrapper, sys.executable, str(ROOT / "app.py"), self.command],
+            [*self.wrapper, sys.executable, str(self.script), *([self.command] if self.command else [])],
             # Not the repository: app.py reads .env from its working directory, and a developer's real
             # .env (tokens, SLACK_APP_TOKEN) must not leak into a run against the stand-ins.
             cwd=str(self.log_path.parent),

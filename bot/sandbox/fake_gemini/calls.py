@@ -20,7 +20,9 @@ class GeminiCall:
     """One generateContent request as the fake saw it (headers lower-cased, the API key redacted).
 
     ``status``/``payload``/``image`` are filled in once the fake has answered (``answered``); a reset leaves
-    ``status`` None. ``at`` is ``time.monotonic()`` at arrival. The repr leaves out bodies and images.
+    ``status`` None. ``at`` is ``time.monotonic()`` at arrival, ``answered_at`` when the answer went out
+    (so ``answered_at - at`` is the time the request spent inside Gemini). The repr leaves out bodies and
+    images.
     """
 
     seq: int
@@ -30,6 +32,7 @@ class GeminiCall:
     at: float
     fault: str | None = None
     answered: bool = False
+    answered_at: float | None = None
     status: int | None = None
     payload: dict[str, Any] | None = field(default=None, repr=False)
     image: bytes | None = field(default=None, repr=False)

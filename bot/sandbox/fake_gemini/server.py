@@ -287,6 +287,7 @@ class FakeGemini:
     def _finish_call(self, call: GeminiCall, answer: Answer | None) -> None:
         with self._cond:
             call.answered = True
+            call.answered_at = time.monotonic()
             if answer is not None:
                 call.status = answer.status
                 call.payload = answer.payload

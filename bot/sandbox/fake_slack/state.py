@@ -174,6 +174,8 @@ class SlackState:
         self.delivery_timeout: float = 10.0
         #: Seconds before a completed upload's share shows in ``files.info`` (0 = at once).
         self.share_delay_s: float = 0.0
+        #: Seconds each Web API call takes before Slack answers (a real round trip is 50-150 ms).
+        self.api_latency_s: float = 0.0
 
         self.calls: list[ApiCall] = []
         self.messages: list[dict[str, Any]] = []

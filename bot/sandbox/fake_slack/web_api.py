@@ -30,6 +30,8 @@ class WebApi(SlackState):
     """The part of ``FakeSlack`` that answers Web API calls (auth, faults, then the method)."""
 
     def _handle_api(self, req: _Request, method: str) -> _Reply:
+        if self.api_latency_s > 0:
+            time.sleep(self.api_latency_s)
         params: dict[str, Any] = {k: v[-1] for k, v in req.query.items()}
         content_type = req.headers.get("content-type", "")
         if req.body:

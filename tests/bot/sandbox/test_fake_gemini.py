@@ -668,3 +668,12 @@ def test_grain_makes_images_weigh_what_photos_weigh() -> None:
             c2.headers["x-goog-api-key"] = DEFAULT_API_KEY
             plain_size = len(ask(c2, FLASH, "a harbour", imageSize="1K").content)
     assert len(photo.content) > 5 * plain_size
+
+
+def test_a_call_records_when_it_was_answered_after_the_latency(
+    gemini: FakeGemini, client: httpx.Client
+) -> None:
+    gemini.latency_s = 0.2
+    assert generate(client, NB, {"contents": [user(text("a banana"))]}).status_code == 200
+    call = gemini.requests[-1]
+    assert call.answered_at is not None and call.answered_at - call.at >= 0.2

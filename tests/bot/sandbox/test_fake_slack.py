@@ -575,3 +575,10 @@ def test_wait_for_times_out_with_a_summary(fake: FakeSlack, client: WebClient) -
     assert "chat.postMessage" in str(info.value)
     assert "hello there" in str(info.value)
     assert fake.bot_token not in str(info.value)
+
+
+def test_web_api_calls_take_the_configured_latency(fake: FakeSlack, client: WebClient) -> None:
+    fake.api_latency_s = 0.2
+    started = time.monotonic()
+    assert client.auth_test()["ok"]
+    assert time.monotonic() - started >= 0.2
