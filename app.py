@@ -58,7 +58,9 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, workers: int) -> Runtime:
-    engine = open_database(settings.database_url, pool_size=max(5, workers + 4))
+    # A connection for every thread that may want one at once (workers, request threads, the heartbeat
+    # and after-ack calls): none waits for another's transaction to hand its connection back.
+    engine = open_database(settings.database_url, pool_size=workers + SERVER_SETTINGS["threads"] + 4)
     sessions = session_factory(engine)
     http = httpx.Client(
         timeout=httpx.Timeout(settings.gemini_timeout_seconds, connect=10.0),

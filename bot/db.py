@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +49,21 @@ _PG_CONNECT_DEFAULTS = {
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine that survives the database going away: connections are checked before use
     (``pool_pre_ping``), so the first use after an outage reconnects instead of failing. Statement
-    parameters (image bytes, response URLs) are kept out of error messages and logs."""
+    parameters (image bytes, response URLs) are kept out of error messages and logs.
+
+    ``pool_size``: the threads that may use the database at once (request threads, workers, the
+    heartbeat), on SQLite too: a thread that has to wait for a pooled connection waits behind every
+    transaction ahead of it, and an ack that waits is a failed request in Slack's eyes."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        in_memory = parsed.database in (None, "", ":memory:")
+        pool_args: dict[str, Any] = {} if in_memory else {"pool_size": pool_size, "max_overflow": 4}
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            hide_parameters=True,
+            **pool_args,
         )
         _tune_sqlite(engine)
         return engine
@@ -59,16 +71,38 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=4,
         pool_pre_ping=True,
         connect_args=connect_args,
         hide_parameters=True,
     )
 
 
+_READS = "banana_reads"  # execution option: the transaction only reads (see ``reading``)
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for a transaction that only reads. On SQLite it begins with a plain (deferred) ``BEGIN``:
+    it takes no lock that a writer waits for and waits for no writer (WAL gives it a snapshot), where
+    every other transaction begins ``BEGIN IMMEDIATE``. On PostgreSQL it is a ``READ ONLY`` transaction,
+    so a write slipped into it fails in the tests instead of upgrading a lock in production."""
+    with sessions() as session:
+        session.connection(execution_options={_READS: True, "postgresql_readonly": True})
+        yield session
+
+
 def _tune_sqlite(engine: Engine) -> None:
-    # WAL lets readers run beside the writer; BEGIN IMMEDIATE takes the write lock up front, so two
-    # threads never deadlock upgrading a read lock (the busy timeout only helps when waiting to start).
+    """WAL lets readers run beside the writer. A writing transaction begins with BEGIN IMMEDIATE, taking the
+    write lock up front, so two threads never deadlock upgrading a read lock; a reading one (``reading``)
+    begins deferred and takes no lock at all.
+
+    Writers of this process also queue on a lock of ours before BEGIN IMMEDIATE. SQLite's own wait (the
+    busy timeout) is a sleep-and-retry loop whose sleeps grow to 100 ms: with dozens of threads wanting
+    the lock, a listener's short write could lose round after round to workers and wait a second or more.
+    Waiting on a Python lock, the next writer starts the moment the last one ends."""
+    writer = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -82,7 +116,26 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(_READS):
+            conn.exec_driver_sql("BEGIN")
+            return
+        writer.acquire()
+        conn.info[_WRITING] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end_write(conn)
+            raise
+
+    def _end_write(conn: Any) -> None:
+        if conn.info.pop(_WRITING, False):
+            writer.release()
+
+    event.listen(engine, "commit", _end_write)
+    event.listen(engine, "rollback", _end_write)
+
+
+_WRITING = "banana_writing"  # Connection.info: this connection holds the process's SQLite write lock
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Engine:

@@ -172,6 +172,7 @@ class Intake:
     @staticmethod
     def _accept(session: Session, conversation: Conversation | None, request: Request, turn: NewTurn) -> Job:
         """Start the conversation (or make ``request``'s options its new defaults) and queue the turn."""
+        started = conversation is None
         if conversation is None:
             conversation = store.start_conversation(
                 session,
@@ -194,6 +195,7 @@ class Intake:
             files=turn.files,
             slack_ts=turn.slack_ts,
             markup=turn.markup,
+            first=started,
         )
         return store.enqueue(session, conversation, user_turn, requested_by=turn.user_id, request=request)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import history, messages, mrkdwn, notify, queue, store
 from bot.answer import Answer
 from bot.catalog import family_of
+from bot.db import reading
 from bot.errors import (
     AttachmentError,
     BananaError,
@@ -79,7 +80,7 @@ class JobRunner:
             return set(self._at_gemini)
 
     def run(self, lease: Lease) -> None:
-        with self._sessions() as session:
+        with reading(self._sessions) as session:
             view = JobView.read(session, lease)
         slack = self._slack(view.team_id)
         stages = (
@@ -236,7 +237,7 @@ class JobRunner:
     def _ensure_answer(self, view: JobView, slack: SlackGateway) -> JobView:
         if view.result_turn_id is not None:
             return view
-        with self._sessions() as session:
+        with reading(self._sessions) as session:
             conversation = session.get(Conversation, view.conversation_id)
             turn = session.get(Turn, view.turn_id)
             assert conversation is not None and turn is not None
@@ -314,7 +315,7 @@ class JobRunner:
             )
             notify.quietly(lambda: slack.delete_file(previous))
             self._record(lambda s: queue.record_upload(s, view.lease, None))
-        with self._sessions() as session:
+        with reading(self._sessions) as session:
             result = session.get(Turn, view.result_turn_id)
             assert result is not None
             blob = store.final_image(session, result)
@@ -396,7 +397,7 @@ class JobRunner:
     def _delivered_after_all(self, view: JobView, slack: SlackGateway) -> bool:
         """Before saying an image couldn't be posted: ask ``files.info`` whether the upload a try made
         shows in the thread anyway (Slack shared it and the answer was lost)."""
-        with self._sessions() as session:
+        with reading(self._sessions) as session:
             job = session.get(Job, view.job_id)
             file_id = job.upload_file_id if job is not None else None
         if not file_id:

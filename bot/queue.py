@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, and_, exists, func, or_, select, update
+from sqlalchemy import DateTime, Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -42,11 +42,10 @@ class Lease:
     attempt: int
 
 
-def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
-    """Take the oldest claimable job, or None. Commits."""
-    now = db_now(session)
+def _claimable(now: Any) -> Select[Any]:
+    """The oldest claimable job's id."""
     earlier = aliased(Job)
-    candidate = (
+    return (
         select(Job.id)
         .where(
             or_(
@@ -61,9 +60,19 @@ def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None
         )
         .order_by(Job.id)
         .limit(1)
-        .with_for_update(skip_locked=True, of=Job)
     )
-    job_id = session.scalars(candidate).first()
+
+
+def anything_to_claim(session: Session) -> bool:
+    """Whether a job is claimable now: a read, for idle workers to ask before they ``claim`` (which takes
+    the write lock on SQLite), so that a pool of idle workers costs the listeners nothing."""
+    return session.scalars(_claimable(db_now(session))).first() is not None
+
+
+def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
+    """Take the oldest claimable job, or None. Commits."""
+    now = db_now(session)
+    job_id = session.scalars(_claimable(now).with_for_update(skip_locked=True, of=Job)).first()
     if job_id is None:
         session.rollback()
         return None

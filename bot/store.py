@@ -119,16 +119,19 @@ def add_user_turn(
     files: list[dict[str, Any]],
     slack_ts: str | None,
     markup: bool = False,
+    first: bool = False,
 ) -> Turn:
     """Attachments are stored as ``slackFile`` references; the job downloads them (slow work). Text in
     Slack's markup (``markup``) is stored as ``slackText``: the job turns it into what a person reads
-    (mentions become names, which takes ``users.info``) before anything is posted or sent to Gemini."""
+    (mentions become names, which takes ``users.info``) before anything is posted or sent to Gemini.
+    ``first``: the conversation was started in this transaction, so this is turn 0 (two queries fewer
+    on the ack path)."""
     parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
     parts += [{"slackFile": _file_ref(f)} for f in files]
     turn = Turn(
         conversation_id=conversation.id,
         team_id=conversation.team_id,
-        seq=_next_seq(session, conversation),
+        seq=0 if first else _next_seq(session, conversation),
         role="user",
         parts=parts,
         user_id=user_id,

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue, store
+from bot.db import reading
 from bot.jobs import JobRunner
 from bot.queue import Lease
 
@@ -37,6 +38,8 @@ class WorkerPool:
         too). ``gemini_wait``: how long, past the grace period, a job inside its Gemini call may still
         take to store its answer (the Gemini timeout): a deploy never buys the same image twice."""
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._look_first = bind is not None and bind.dialect.name == "sqlite"
         self._runner = runner
         self._threads = threads
         self._lease_seconds = lease_seconds
@@ -87,8 +90,7 @@ class WorkerPool:
         outage = False
         while not self._stopping.is_set():
             try:
-                with self._sessions() as session:
-                    lease = queue.claim(session, owner=owner, lease_seconds=self._lease_seconds)
+                lease = self._claim(owner)
             except Exception as err:
                 # Nothing may end this thread but a stop: a worker that died quietly would leave the
                 # process healthy-looking and idle. The database going away is the usual cause.
@@ -120,6 +122,16 @@ class WorkerPool:
             finally:
                 with self._lock:
                     self._running.pop(lease.job_id, None)
+
+    def _claim(self, owner: str) -> Lease | None:
+        """On SQLite a claim takes the write lock, so an idle worker first looks with a read; PostgreSQL's
+        claim (``SKIP LOCKED``) is itself that cheap, and a look first would only add a round trip."""
+        if self._look_first:
+            with reading(self._sessions) as session:
+                if not queue.anything_to_claim(session):
+                    return None
+        with self._sessions() as session:
+            return queue.claim(session, owner=owner, lease_seconds=self._lease_seconds)
 
     def _heartbeat(self) -> None:
         """Renew the leases of running jobs; now and then, forget old dedupe keys (``PRUNE_EVERY``)."""

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue
+from bot.db import reading
 from bot.models import Job, utcnow
 from tests.bot.helpers import add_job, new_conversation
 
@@ -116,3 +117,20 @@ def test_concurrent_claims_never_hand_out_a_job_twice(sessions: sessionmaker[Ses
             future.result(timeout=60)
     assert sorted(claimed) == sorted(set(claimed))
     assert len(claimed) == 30
+
+
+def test_anything_to_claim_answers_what_claim_would_find(sessions: sessionmaker[Session]) -> None:
+    def anything() -> bool:
+        with reading(sessions) as session:
+            return queue.anything_to_claim(session)
+
+    assert not anything()
+    with sessions.begin() as session:
+        conversation = new_conversation(session)
+        add_job(session, conversation), add_job(session, conversation)
+    assert anything()
+    first = claim(sessions)
+    assert first is not None
+    assert not anything()  # the second waits for the first
+    finish(sessions, first)
+    assert anything()

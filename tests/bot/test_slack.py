@@ -3,6 +3,7 @@ answer becomes one of the bot's errors."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import httpx
@@ -19,7 +20,7 @@ from bot.errors import (
 )
 from bot.references import fetch_reference
 from bot.sandbox.fake_slack import TINY_PNG, FakeSlack
-from bot.slack import SlackGateway, web_client
+from bot.slack import SHARE_POLLS, SlackGateway, web_client
 
 CHANNEL = "C0GENERAL"
 
@@ -121,3 +122,11 @@ def test_an_external_file_is_never_fetched(slack: FakeSlack, gateway: SlackGatew
     with pytest.raises(AttachmentError, match="outside Slack"):
         fetch_reference(remote, gateway)
     assert slack.external_requests == []
+
+
+def test_share_polls_start_short_and_grow_to_a_cap() -> None:
+    delays = list(itertools.islice(SHARE_POLLS.delays(), 20))
+    assert delays[0] <= 0.2
+    assert all(b >= a for a, b in itertools.pairwise(delays))
+    assert sum(delays[:3]) < 1.0  # four looks (the first at once) within the first second
+    assert delays[-1] == SHARE_POLLS.most <= 2.0  # then no more than one call every 2 s (Tier 4)

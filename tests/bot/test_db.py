@@ -1,0 +1,87 @@
+"""Transactions on both databases: reads that stay out of the writers' way."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.db import reading
+from bot.models import Job
+from tests.bot.helpers import add_job, new_conversation
+
+
+def queued_job(sessions: sessionmaker[Session]) -> int:
+    with sessions.begin() as session:
+        return add_job(session, new_conversation(session)).id
+
+
+def test_a_read_neither_waits_for_a_writer_nor_sees_its_uncommitted_change(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = queued_job(sessions)
+
+    def attempts() -> int:
+        with reading(sessions) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            return job.attempts
+
+    # The writer holds the write lock (SQLite) and the row's lock (PostgreSQL) until it ends.
+    with sessions.begin() as writer, ThreadPoolExecutor(max_workers=1) as pool:
+        writer.execute(update(Job).where(Job.id == job_id).values(attempts=5))
+        assert pool.submit(attempts).result(timeout=10) == 0
+    assert attempts() == 5
+
+
+def test_a_write_slipped_into_a_read_is_refused_on_postgresql(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL enforces READ ONLY; SQLite's deferred BEGIN would take the lock")
+    job_id = queued_job(sessions)
+    with pytest.raises(DBAPIError, match="read-only"), reading(sessions) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=5))
+
+
+def test_a_read_leaves_the_connection_as_it_found_it(sessions: sessionmaker[Session]) -> None:
+    """The connection goes back to the pool: the next (writing) transaction on it may write."""
+    job_id = queued_job(sessions)
+    for _ in range(3):
+        with reading(sessions) as session:
+            session.get(Job, job_id)
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+    with reading(sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.attempts == 3
+
+
+def test_a_write_that_ends_badly_lets_the_next_writer_in(sessions: sessionmaker[Session]) -> None:
+    job_id = queued_job(sessions)
+
+    def write() -> None:
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+
+    def fail_in_a_transaction() -> None:
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=9))
+            raise RuntimeError("boom")
+
+    def leave_without_commit() -> None:
+        with sessions() as session:  # closed with its transaction open: the session rolls it back
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=9))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        failed = pool.submit(fail_in_a_transaction)
+        pool.submit(leave_without_commit).result(timeout=10)
+        pool.submit(write).result(timeout=10)  # a lock still held by that thread would stop this
+    with pytest.raises(RuntimeError, match="boom"):
+        failed.result()
+    with reading(sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.attempts == 1
