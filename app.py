@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from bot.catalog import Catalog
-from bot.db import healthy, normalise_url, open_database, session_factory
+from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
 from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
 from bot.intake import Intake
@@ -92,7 +92,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         gemini_wait=settings.gemini_timeout_seconds + 5,
     )
     intake = Intake(
-        sessions=sessions,
+        sessions=listener_sessions(engine),
         catalog=Catalog(settings.model_aliases),
         default_model=settings.default_model,
         on_enqueued=pool.wake,

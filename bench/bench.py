@@ -162,6 +162,8 @@ class Bench:
         self.rows.append(
             Row("slash-command ack p99, idle", "bare Bolt app", pct(base, 99), pct(ours, 99), target="≤ 2×")
         )
+        p50s = f"{statistics.median(ours) * 1000:.1f} ms (bare: {statistics.median(base) * 1000:.1f} ms)"
+        self.notes.append(f"idle ack p50: {p50s}")
 
     def acks_loaded(self) -> None:
         """Bursts of 20 concurrent commands while ``--workers`` jobs run (each in its own channel)."""
@@ -297,6 +299,27 @@ class Bench:
             )
         )
         self.notes.append(f"makespan against the ideal ({ideal:.1f} s): {took / ideal:.2f}×")
+        self.notes.append(f"makespan, per job (medians, from the job rows): {self.job_breakdown()}")
+
+    def job_breakdown(self) -> str:
+        """Where a job's time goes beyond Gemini's: waiting to be claimed once it could run (queued, and
+        the job before it in its conversation done), and its run (claim to done) minus Gemini's time."""
+        engine = create_db_engine(self.database_url)
+        with session_factory(engine)() as session:
+            jobs = session.scalars(select(Job).where(Job.state == "done").order_by(Job.id)).all()
+        engine.dispose()
+        done_at: dict[int, Any] = {}
+        waits, runs = [], []
+        for job in jobs:
+            assert job.started_at is not None and job.finished_at is not None
+            ready = max(job.created_at, done_at.get(job.conversation_id, job.created_at))
+            waits.append((job.started_at - ready).total_seconds())
+            runs.append((job.finished_at - job.started_at).total_seconds() - (job.gemini_seconds or 0.0))
+            done_at[job.conversation_id] = job.finished_at
+        return (
+            f"claimed {statistics.median(waits) * 1000:.0f} ms after it could run, "
+            f"ran {statistics.median(runs) * 1000:.0f} ms beyond Gemini"
+        )
 
     def scale_out(self) -> None:
         """PostgreSQL only: a worker-bound workload on 1 process vs 2 web + 2 worker processes."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, insert, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StartupError
@@ -92,16 +95,66 @@ def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+class WriteTurns:
+    """Whose turn it is to write to a SQLite database, within this process: listeners first.
+
+    Writers queue here before ``BEGIN IMMEDIATE``. SQLite's own wait (the busy timeout) is a
+    sleep-and-retry loop whose sleeps grow to 100 ms, so with dozens of workers wanting the lock a
+    listener's write could lose round after round and its ack wait a second. Here the next writer starts
+    the moment the last one ends, and a listener's write (``urgent``, the ack path) goes before every
+    worker's that is waiting."""
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        lock = threading.Lock()
+        self._urgent = threading.Condition(lock)
+        self._others = threading.Condition(lock)
+        self._busy = False
+        self._timeout = timeout
+        self.waiting = {True: 0, False: 0}  # urgent → how many wait (for tests and curious operators)
+
+    def acquire(self, *, urgent: bool) -> None:
+        deadline = time.monotonic() + self._timeout
+        condition = self._urgent if urgent else self._others
+        with condition:
+            self.waiting[urgent] += 1
+            try:
+                while self._busy or (not urgent and self.waiting[True]):
+                    if not condition.wait(max(0.0, deadline - time.monotonic())):
+                        raise OperationalError(
+                            "BEGIN IMMEDIATE",
+                            None,
+                            sqlite3.OperationalError(
+                                "database is locked (waited for this process's writers)"
+                            ),
+                        )
+            finally:
+                self.waiting[urgent] -= 1
+            self._busy = True
+
+    def release(self) -> None:
+        with self._urgent:
+            self._busy = False
+            (self._urgent if self.waiting[True] else self._others).notify()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
+
+
+def write_turns(engine: Engine) -> WriteTurns | None:
+    """The engine's ``WriteTurns`` (SQLite), or None."""
+    return _TURNS.get(engine)
+
+
+def listener_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for the listeners (the ack path): on SQLite their writes go before the workers'."""
+    return session_factory(engine.execution_options(**{_URGENT: True}))
+
+
 def _tune_sqlite(engine: Engine) -> None:
     """WAL lets readers run beside the writer. A writing transaction begins with BEGIN IMMEDIATE, taking the
     write lock up front, so two threads never deadlock upgrading a read lock; a reading one (``reading``)
-    begins deferred and takes no lock at all.
-
-    Writers of this process also queue on a lock of ours before BEGIN IMMEDIATE. SQLite's own wait (the
-    busy timeout) is a sleep-and-retry loop whose sleeps grow to 100 ms: with dozens of threads wanting
-    the lock, a listener's short write could lose round after round to workers and wait a second or more.
-    Waiting on a Python lock, the next writer starts the moment the last one ends."""
-    writer = threading.Lock()
+    begins deferred and takes no lock at all. Writers of this process take turns (``WriteTurns``)."""
+    turns = _TURNS.setdefault(engine, WriteTurns())
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -116,10 +169,11 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get(_READS):
+        options = conn.get_execution_options()
+        if options.get(_READS):
             conn.exec_driver_sql("BEGIN")
             return
-        writer.acquire()
+        turns.acquire(urgent=bool(options.get(_URGENT)))
         conn.info[_WRITING] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -129,13 +183,14 @@ def _tune_sqlite(engine: Engine) -> None:
 
     def _end_write(conn: Any) -> None:
         if conn.info.pop(_WRITING, False):
-            writer.release()
+            turns.release()
 
     event.listen(engine, "commit", _end_write)
     event.listen(engine, "rollback", _end_write)
 
 
-_WRITING = "banana_writing"  # Connection.info: this connection holds the process's SQLite write lock
+_WRITING = "banana_writing"  # Connection.info: this connection holds the process's SQLite write turn
+_URGENT = "banana_urgent"  # execution option: a listener's transaction (``listener_sessions``)
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Engine:

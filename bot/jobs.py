@@ -65,6 +65,9 @@ class JobRunner:
         slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
         stopping: threading.Event | None = None,
     ) -> None:
+        """``on_finished`` (the pool sets its ``wake``): called as soon as a job is marked done or failed,
+        which may make the next job of its conversation claimable."""
+        self.on_finished: Callable[[], None] = lambda: None
         self._sessions = sessions
         self._gemini = gemini
         self._slack = slack
@@ -139,6 +142,7 @@ class JobRunner:
         with self._sessions() as session:
             queue.finish(session, view.lease, state="done")
             session.commit()
+        self.on_finished()
         if view.status_ts:
             notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
 
@@ -388,6 +392,7 @@ class JobRunner:
             ):
                 return
             session.commit()
+        self.on_finished()
         if isinstance(err, NotInChannel) and not view.thread_ts:
             return  # a slash command's private answer already said so (_ensure_thread)
         notify.tell(

@@ -13,11 +13,12 @@ transition that returns False (the lease is gone) must roll it back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Select, and_, exists, func, or_, select, update
+from sqlalchemy import DateTime, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -31,8 +32,12 @@ def db_now(session: Session) -> Any:
     that every host shares, so a worker whose own clock runs ahead can't think a live lease lapsed. On
     SQLite every process runs on one host, so its clock is that host's."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.timezone("UTC", func.statement_timestamp(), type_=DateTime)
+        return _pg_now()
     return utcnow()
+
+
+def _pg_now() -> Any:
+    return func.timezone("UTC", func.statement_timestamp(), type_=DateTime)
 
 
 @dataclass(frozen=True)
@@ -42,10 +47,14 @@ class Lease:
     attempt: int
 
 
-def _claimable(now: Any) -> Select[Any]:
-    """The oldest claimable job's id."""
+@functools.cache
+def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
+    """The oldest claimable job's id, built once per database and kind: building it (an aliased subquery)
+    cost more than running it, and idle workers run it every poll. ``:now`` on SQLite, the database's
+    clock on PostgreSQL (``db_now``)."""
+    now = _pg_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
     earlier = aliased(Job)
-    return (
+    query = (
         select(Job.id)
         .where(
             or_(
@@ -61,21 +70,29 @@ def _claimable(now: Any) -> Select[Any]:
         .order_by(Job.id)
         .limit(1)
     )
+    return query.with_for_update(skip_locked=True, of=Job) if locking else query
+
+
+def _first_claimable(session: Session, *, locking: bool) -> int | None:
+    dialect = session.get_bind().dialect.name
+    params = {} if dialect == "postgresql" else {"now": utcnow()}
+    found = session.scalars(_claimable(dialect, locking=locking), params).first()
+    return None if found is None else int(found)
 
 
 def anything_to_claim(session: Session) -> bool:
     """Whether a job is claimable now: a read, for idle workers to ask before they ``claim`` (which takes
     the write lock on SQLite), so that a pool of idle workers costs the listeners nothing."""
-    return session.scalars(_claimable(db_now(session))).first() is not None
+    return _first_claimable(session, locking=False) is not None
 
 
 def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
     """Take the oldest claimable job, or None. Commits."""
-    now = db_now(session)
-    job_id = session.scalars(_claimable(now).with_for_update(skip_locked=True, of=Job)).first()
+    job_id = _first_claimable(session, locking=True)
     if job_id is None:
         session.rollback()
         return None
+    now = db_now(session)
     attempt = session.execute(
         update(Job)
         .where(Job.id == job_id)
@@ -152,7 +169,10 @@ def _ours(session: Session, lease: Lease) -> bool:
 
 def _update_job(session: Session, lease: Lease, **values: object) -> bool:
     """Change the job if the lease still holds; whether it did."""
-    result = session.execute(update(Job).where(_fenced(lease)).values(**values))
+    # No synchronize_session: the caller holds no Job objects to refresh, and matching them costs CPU
+    # in every step of every job.
+    statement = update(Job).where(_fenced(lease)).values(**values)
+    result = session.execute(statement, execution_options={"synchronize_session": False})
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -204,7 +224,10 @@ def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:
     return _update_job(session, lease, upload_file_id=file_id)
 
 
+# Built once: building a statement costs as much as running it, and this one is on the ack path.
+_AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < bindparam("job_id"))
+
+
 def position(session: Session, job: Job) -> int:
     """How many jobs are still waiting ahead of this one (running ones are not in its way)."""
-    query = select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < job.id)
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_AHEAD, {"job_id": job.id}) or 0)

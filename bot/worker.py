@@ -38,6 +38,7 @@ class WorkerPool:
         too). ``gemini_wait``: how long, past the grace period, a job inside its Gemini call may still
         take to store its answer (the Gemini timeout): a deploy never buys the same image twice."""
         self._sessions = sessions
+        runner.on_finished = self.wake  # a finished job may let the next of its conversation run
         bind = sessions.kw.get("bind")
         self._look_first = bind is not None and bind.dialect.name == "sqlite"
         self._runner = runner

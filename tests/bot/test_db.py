@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import reading
+from bot.db import WriteTurns, listener_sessions, reading, session_factory, write_turns
 from bot.models import Job
 from tests.bot.helpers import add_job, new_conversation
 
@@ -85,3 +87,50 @@ def test_a_write_that_ends_badly_lets_the_next_writer_in(sessions: sessionmaker[
     with reading(sessions) as session:
         job = session.get(Job, job_id)
         assert job is not None and job.attempts == 1
+
+
+def test_on_sqlite_a_listeners_write_goes_before_the_waiting_workers_writes(engine: Engine) -> None:
+    turns = write_turns(engine)
+    if turns is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    workers, listeners = session_factory(engine), listener_sessions(engine)
+    job_id = queued_job(workers)
+    order: list[str] = []
+
+    def write(sessions: sessionmaker[Session], name: str) -> None:
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+            order.append(name)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        with workers.begin() as holder:  # a worker's write is under way
+            holder.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+            waiting = [pool.submit(write, workers, "worker 1"), pool.submit(write, workers, "worker 2")]
+            wait_until(lambda: turns.waiting[False] == 2)
+            waiting.append(pool.submit(write, listeners, "listener"))
+            wait_until(lambda: turns.waiting[True] == 1)
+        for future in waiting:
+            future.result(timeout=10)
+    assert order[0] == "listener"
+    assert sorted(order[1:]) == ["worker 1", "worker 2"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_writer_that_waits_too_long_gets_a_database_error(engine: Engine) -> None:
+    turns = write_turns(engine)
+    if turns is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    turns.acquire(urgent=False)
+    try:
+        impatient = WriteTurns(timeout=0.05)
+        impatient.acquire(urgent=True)
+        with pytest.raises(OperationalError, match="database is locked"):
+            impatient.acquire(urgent=True)
+    finally:
+        turns.release()

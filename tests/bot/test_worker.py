@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot.models import Conversation, Job
 from bot.worker import WorkerPool, owner_prefix
+from tests.bot.helpers import add_job
 from tests.bot.stack import InProcess
 
 SLOW_POLL = 60.0  # longer than any test: a job is claimed promptly only if the pool is woken
@@ -106,3 +108,23 @@ def test_every_worker_id_fits_the_lease_column(hostname: str) -> None:
     assert len(f"{prefix}:999") <= 64
     assert prefix.endswith(":4194304:abcdef") and prefix.startswith(hostname[:20])
     assert owner_prefix("b" * 63, 1, "t") != owner_prefix("b" * 62 + "c", 1, "t")  # cut, yet distinct
+
+
+def test_a_finished_job_wakes_another_worker_for_the_next_turn_of_its_conversation(
+    stand_ins: InProcess, pool: WorkerPool
+) -> None:
+    """The worker that finished the first turn is held in its clean-up (chat.delete); the second turn
+    must not wait for it, nor for the pool's poll."""
+    world = stand_ins
+    first = world.command("a red kite")
+    with world.sessions.begin() as session:
+        job = session.get(Job, first)
+        assert job is not None
+        conversation = session.get(Conversation, job.conversation_id)
+        assert conversation is not None
+        second = add_job(session, conversation, "make it blue").id
+    with world.slack.hold("chat.delete") as held:
+        pool.wake()
+        held.wait_for_call()  # the first job is done; its worker waits on Slack
+        world.slack.wait_for(lambda: world.job(second).state == "done", timeout=20)
+    assert world.job(first).state == "done"
