@@ -89,6 +89,7 @@ class Bench:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="banana-bench-"))
         self.database_url = args.database_url or f"sqlite:///{self.tmp / 'bench.db'}"
+        self.size = f" --size {args.image_size}" if args.image_size else ""  # appended to every request
         self.rows: list[Row] = []
         self.notes: list[str] = []
 
@@ -99,7 +100,7 @@ class Bench:
         slack.api_latency_s = self.args.slack_latency
         slack.share_delay_s = self.args.share_delay
         slack.delivery_timeout = 30.0
-        return slack, FakeGemini(latency_s=gemini_latency)
+        return slack, FakeGemini(latency_s=gemini_latency, grain=self.args.grain)
 
     def fresh_database(self) -> None:
         engine = create_db_engine(self.database_url)
@@ -170,14 +171,12 @@ class Bench:
         bursts, size, workers = self.args.bursts, 20, self.args.workers
         slack, gemini = self.stand_ins(self.args.gemini_latency)
 
+        def command(text: str, i: int) -> float:
+            return slack.send_command(f"{text} {i}{self.size}", channel_id=f"CB{i:03d}").elapsed_s
+
         def burst(label: str) -> list[float]:
             with ThreadPoolExecutor(max_workers=size) as pool:
-                return list(
-                    pool.map(
-                        lambda i: slack.send_command(f"{label} {i}", channel_id=f"CB{i:03d}").elapsed_s,
-                        range(size),
-                    )
-                )
+                return list(pool.map(lambda i: command(label, i), range(size)))
 
         with slack, gemini:
             with self.bare_app(slack) as bare:
@@ -193,7 +192,7 @@ class Bench:
                     list(
                         pool.map(
                             lambda i: slack.post_user_message(
-                                channel=f"CL{i:03d}", text=f"{mention} load {i}"
+                                channel=f"CL{i:03d}", text=f"{mention} load {i}{self.size}"
                             ),
                             range(workers),
                         )
@@ -226,7 +225,10 @@ class Bench:
         with slack, gemini:
             client = WebClient(token=slack.bot_token, base_url=slack.api_url)
             thread_ts = str(client.chat_postMessage(channel="CSCRIPT", text="a thread for the script")["ts"])
-            base = [straight_line_job(client, gemini, "CSCRIPT", thread_ts) for _ in range(n)]
+            base = [
+                straight_line_job(client, gemini, "CSCRIPT", thread_ts, image_size=self.args.image_size)
+                for _ in range(n)
+            ]
             self.fresh_database()
             with self.app(slack, gemini, workers=1):
                 mention = f"<@{slack.bot_user_id}>"
@@ -235,7 +237,7 @@ class Bench:
                 sessions = session_factory(engine)
                 for i in range(n):
                     before = len(gemini.requests)
-                    slack.post_user_message(channel=f"CJ{i:03d}", text=f"{mention} job {i}")
+                    slack.post_user_message(channel=f"CJ{i:03d}", text=f"{mention} job {i}{self.size}")
                     done = wait_done(sessions, i + 1)
                     call = gemini.requests[before]
                     assert call.answered_at is not None
@@ -265,7 +267,7 @@ class Bench:
 
             def conversation(c: int) -> None:
                 channel = f"CM{c:03d}"
-                slack.post_user_message(channel=channel, text=f"{mention} conv{c}x turn0")
+                slack.post_user_message(channel=channel, text=f"{mention} conv{c}x turn0{self.size}")
                 ts = next(
                     str(m["ts"])
                     for m in reversed(list(slack.messages))
@@ -349,7 +351,7 @@ class Bench:
                 started = time.monotonic()
                 for i in range(jobs):
                     slack.request_url = f"{webs[i % len(webs)].url}/slack/events"
-                    slack.post_user_message(channel=f"CS{i:03d}", text=f"{mention} scale {i}")
+                    slack.post_user_message(channel=f"CS{i:03d}", text=f"{mention} scale {i}{self.size}")
                 slack.wait_for_uploads(jobs, timeout=jobs * latency + 300)
                 return time.monotonic() - started
 
@@ -375,7 +377,9 @@ class Bench:
         self.fresh_database()
         with slack, gemini, self.app(slack, gemini, workers=2):
             mention = f"<@{slack.bot_user_id}>"
-            slack.post_user_message(channel="CLONG", text=f"{mention} a long conversation --ar 1:1")
+            slack.post_user_message(
+                channel="CLONG", text=f"{mention} a long conversation --ar 1:1{self.size}"
+            )
             ts = str(next(m["ts"] for m in slack.messages if m.get("channel") == "CLONG"))
             slack.wait_for_uploads(1, timeout=60)
             for n in range(1, turns):
@@ -445,11 +449,15 @@ def wait_done(sessions: Any, count: int, timeout: float = 120.0) -> float:
     raise TimeoutError(f"job {count} not done in {timeout} s")
 
 
-def straight_line_job(client: WebClient, gemini: FakeGemini, channel: str, thread_ts: str) -> float:
+def straight_line_job(
+    client: WebClient, gemini: FakeGemini, channel: str, thread_ts: str, *, image_size: str = ""
+) -> float:
     """The floor for one job's Slack side: ask Gemini, upload the image with ``files_upload_v2`` into the
     thread, poll ``files.info`` every 50 ms until the share shows. Seconds beyond Gemini's time."""
     started = time.monotonic()
-    body = {"contents": [{"role": "user", "parts": [{"text": "a banana"}]}]}
+    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "a banana"}]}]}
+    if image_size:
+        body["generationConfig"] = {"imageConfig": {"imageSize": image_size}}
     response = httpx.post(
         f"{gemini.url}/v1beta/models/{MODEL}:generateContent",
         headers={"x-goog-api-key": gemini.api_key},
@@ -477,6 +485,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (CI)")
     parser.add_argument("--gemini-latency", type=float, default=1.0)
+    parser.add_argument("--image-size", default="", help="--size for every request (1K, 2K, 4K)")
+    parser.add_argument(
+        "--grain", action="store_true", help="photographic noise: images weigh what real ones do"
+    )
     parser.add_argument("--makespan-latency", type=float, default=5.0)
     parser.add_argument("--slack-latency", type=float, default=0.04, help="seconds per Web API call")
     parser.add_argument("--share-delay", type=float, default=0.25, help="seconds until an upload shows")
