@@ -9,6 +9,7 @@ python app.py sandbox    run the whole bot offline against the built-in stand-in
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import logging
 import os
@@ -302,7 +303,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def tune_malloc() -> None:
+    """Give image-sized buffers back to the system when they are freed.
+
+    glibc raises its mmap threshold to the largest block freed (up to 32 MB), after which a 6 MB image
+    comes from a thread's heap, which small objects allocated later pin: 50 workers at 4K peaked at
+    1.1 GB instead of about 0.4 GB. A threshold set explicitly stays where it is. Not glibc (musl,
+    macOS): nothing to do.
+    """
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None and sys.platform.startswith("linux"):
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def main(argv: list[str] | None = None) -> int:
+    tune_malloc()  # before any thread or image
     args = build_parser().parse_args(argv)
     command = args.command or "serve"
     # .env in the working directory only, never overriding real variables; first, so LOG_LEVEL may come

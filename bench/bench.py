@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,6 +85,32 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def timed_commands(slack: FakeSlack, url: str, bursts: Sequence[Sequence[str]]) -> list[float]:
+    """Ack times of ``/banana`` bursts (each text in its own channel, a burst's commands sent at once),
+    timed by ``burst_client.py`` in a process of its own, where the stand-ins' work can't delay them."""
+    requests = [
+        [slack.command_request(text, channel_id=f"CB{i:03d}") for i, text in enumerate(burst)]
+        for burst in bursts
+    ]
+    job = {
+        "url": url,
+        "bursts": [[{"body": body.decode(), "headers": headers} for body, headers in b] for b in requests],
+    }
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "burst_client.py")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    results = json.loads(done.stdout)
+    failed = [status for status, _ in results if status != 200]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(results)} commands were not acknowledged: {failed[:5]}")
+    return [float(seconds) for _, seconds in results]
 
 
 class Bench:
@@ -192,18 +219,16 @@ class Bench:
         bursts, size, workers = self.args.bursts, 20, self.args.workers
         slack, gemini = self.stand_ins(self.args.gemini_latency)
 
-        def command(text: str, i: int) -> float:
-            return slack.send_command(f"{text} {i}{self.size}", channel_id=f"CB{i:03d}").elapsed_s
-
-        def burst(label: str) -> list[float]:
-            with ThreadPoolExecutor(max_workers=size) as pool:
-                return list(pool.map(lambda i: command(label, i), range(size)))
+        def timed_bursts(url: str, labels: Sequence[str]) -> list[float]:
+            return timed_commands(
+                slack, url, [[f"{label} {i}{self.size}" for i in range(size)] for label in labels]
+            )
 
         with slack, gemini:
             with self.bare_app(slack) as bare:
-                slack.request_url = f"{bare.url}/slack/events"
-                burst("warm up")
-                base = [t for b in range(bursts) for t in burst(f"burst {b}")]
+                url = f"{bare.url}/slack/events"
+                timed_bursts(url, ["warm up"])
+                base = timed_bursts(url, [f"burst {b}" for b in range(bursts)])
             self.fresh_database()
             with self.app(slack, gemini, workers=workers) as app:
                 assert app.process is not None
@@ -219,7 +244,7 @@ class Bench:
                         )
                     )
                 gemini.wait_for(lambda: len(gemini.requests) >= min(workers, 10), timeout=60)
-                ours = [t for b in range(bursts) for t in burst(f"burst {b}")]
+                ours = timed_bursts(slack.request_url, [f"burst {b}" for b in range(bursts)])
                 slack.wait_for_uploads(workers + bursts * size, timeout=600)
                 rss = peak_rss_mb(app.process.pid)
         self.rows.append(

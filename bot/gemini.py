@@ -11,7 +11,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -34,6 +35,10 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # A 4K image is about 10 MB as base64, with its draft and text; an answer larger than this is not read
 # (and not asked for again: it may be paid for).
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Answers read and decoded at the same time, per process. A 4K answer is ~17 MB in hand while it is read
+# and decoded, and all CPU under the GIL: more at once only adds memory (fifty 4K answers arriving
+# together took 1.4 GB), and each long decode delays the acks of the listener threads.
+ANSWERS_AT_ONCE = 4
 # What the status message says while the bot waits to try again.
 _TRANSIENT_REASONS = {
     500: "Gemini had an internal error (HTTP 500)",
@@ -70,6 +75,26 @@ def refusal(reason: str, *, detail: str | None = None, text: str | None = None) 
     return kind(reason, detail=detail, text=text)
 
 
+_DECODE_STEP = 256 * 1024  # base64 characters (a multiple of 4) decoded per call
+
+
+def decode_base64(text: str) -> bytes:
+    """Strict base64, decoded a slice at a time straight from the text (no ASCII copy first).
+
+    One call on a 4K image's 8.5 MB would hold the GIL for ~18 ms, and every request thread waiting for
+    it (an ack in progress) with it; a slice takes well under a millisecond. Slices are whole 4-character
+    groups, so the result (and what strict mode refuses) is the same as decoding it all at once."""
+    if len(text) <= _DECODE_STEP:
+        return binascii.a2b_base64(text, strict_mode=True)
+    out = bytearray()
+    for start in range(0, len(text), _DECODE_STEP):
+        piece = text[start : start + _DECODE_STEP]
+        if piece.endswith("=") and start + _DECODE_STEP < len(text):
+            raise binascii.Error("Excess data after padding")  # what decoding it whole would say
+        out += binascii.a2b_base64(piece, strict_mode=True)
+    return bytes(out)
+
+
 def parse_response(body: dict[str, Any]) -> Answer:
     """Take the last non-thought image (earlier ones are low-resolution drafts) and keep every part.
 
@@ -95,8 +120,8 @@ def parse_response(body: dict[str, Any]) -> Answer:
         part = dict(part)
         inline = part.get("inlineData") or part.get("inline_data")
         if isinstance(inline, dict):
-            try:  # the one place an answer's image is decoded: straight from the text, with no bytes copy
-                data = binascii.a2b_base64(inline.pop("data", None) or "", strict_mode=True)
+            try:  # the one place an answer's image is decoded
+                data = decode_base64(inline.pop("data", None) or "")
             except ValueError as err:  # binascii.Error is a ValueError
                 raise GeminiUnavailable("Gemini sent an image that isn't valid base64") from err
             real = sniff_mime(data) or str(inline.get("mimeType") or inline.get("mime_type") or "")
@@ -192,9 +217,11 @@ class GeminiClient:
         max_wait: float = 90.0,
         cancel: threading.Event | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        answers_at_once: int = ANSWERS_AT_ONCE,
     ) -> None:
         self._http = http
         self._max_answer_bytes = max_answer_bytes
+        self._reading = threading.BoundedSemaphore(answers_at_once)
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._max_attempts = max_attempts
@@ -205,6 +232,26 @@ class GeminiClient:
         self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
     ) -> Answer:
         """``on_retry(reason, seconds)`` is called before each wait, so the thread can show progress."""
+        with self.answer(model_id, body, on_retry=on_retry) as generated:
+            return generated
+
+    @contextmanager
+    def answer(
+        self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
+    ) -> Iterator[Answer]:
+        """``generate``, with the answer counted among the ``answers_at_once`` in hand until the block
+        ends. The caller stores it inside the block, so answers waiting to be stored wait unread (a
+        stored answer holds no memory; fifty decoded 4K images in a queue hold 320 MB)."""
+        generated = self._generate(model_id, body, on_retry)
+        try:
+            yield generated
+        finally:
+            self._reading.release()
+
+    def _generate(
+        self, model_id: str, body: dict[str, Any], on_retry: Callable[[str, float], None] | None
+    ) -> Answer:
+        """Returns holding one of ``self._reading``, which the caller releases."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
         payload = json.dumps(body).encode()
         last: GeminiUnavailable | None = None
@@ -234,7 +281,15 @@ class GeminiClient:
                     content=payload,
                     headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
                 ) as response:
-                    raw = _read_at_most(response, self._max_answer_bytes)
+                    status = response.status_code
+                    log.info("gemini %s answered %d in %.1fs", model_id, status, time.monotonic() - started)
+                    self._reading.acquire()
+                    try:
+                        data = self._read_json(response)
+                        generated = parse_response(data) if status == 200 and data is not None else None
+                    except BaseException:
+                        self._reading.release()
+                        raise
             except (httpx.ConnectTimeout, httpx.PoolTimeout):
                 last = GeminiUnavailable("Gemini could not be reached in time")
                 continue  # the request was never sent: safe to send again
@@ -245,42 +300,42 @@ class GeminiClient:
             except httpx.TransportError as err:
                 last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                 continue
-            log.info(
-                "gemini %s answered %d in %.1fs", model_id, response.status_code, time.monotonic() - started
-            )
-            # One copy at a time: bytes → text (the bytes dropped) → parsed (the text dropped). Parsing the
-            # bytes directly would hold all three at once, four times the image at 4K.
-            text = raw.decode("utf-8", errors="replace")
-            del raw
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
-            del text
-            if response.status_code == 200:
-                if not isinstance(data, dict):
-                    last = GeminiUnavailable("Gemini sent a response I couldn't read")
-                    continue
-                generated = parse_response(data)
+            if generated is not None:
                 if generated.model_version and generated.model_version != model_id:
                     # Deprecated IDs may be served (and billed) by their successor: cost follows this one.
                     log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
-                return generated
-            if response.status_code in RETRYABLE_STATUS:
-                limited = response.status_code == 429
+                return generated  # still holding its place in self._reading
+            self._reading.release()
+            if status == 200:
+                last = GeminiUnavailable("Gemini sent a response I couldn't read")
+                continue
+            if status in RETRYABLE_STATUS:
+                limited = status == 429
                 last = GeminiUnavailable(
                     "rate limited by Gemini"
                     if limited
-                    else _TRANSIENT_REASONS.get(
-                        response.status_code, f"Gemini error (HTTP {response.status_code})"
-                    ),
+                    else _TRANSIENT_REASONS.get(status, f"Gemini error (HTTP {status})"),
                     rate_limited=limited,
                     retry_after=retry_delay(data) if limited else None,
                 )
                 continue
-            self._raise_for(response.status_code, data, model_id)
+            self._raise_for(status, data, model_id)
         assert last is not None
         raise last
+
+    def _read_json(self, response: httpx.Response) -> Any:
+        """The answer's JSON (``None`` if it isn't), one copy at a time: bytes → text (the bytes dropped) →
+        parsed (the text dropped). Parsing the bytes directly would hold all three at once, four times the
+        image at 4K."""
+        raw = _read_at_most(response, self._max_answer_bytes)
+        text = raw.decode("utf-8", errors="replace")
+        del raw
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        del text
+        return data if isinstance(data, dict) or response.status_code != 200 else None
 
     @staticmethod
     def _raise_for(status: int, data: Any, model_id: str) -> None:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # claims of one job, crashes and Slack retries included, before it is given up
 SAVE_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, None)  # ~15 s of database trouble before the answer is given up
+# Results being uploaded at the same time, per process: each holds its image (6 MB at 4K, twice over
+# while the request is built); the rest wait their turn with no image in hand.
+UPLOADS_AT_ONCE = 4
 
 
 class LeaseLost(Exception):
@@ -75,6 +78,7 @@ class JobRunner:
         self._stopping = stopping or threading.Event()
         self._at_gemini: set[int] = set()
         self._lock = threading.Lock()
+        self._uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
 
     def at_gemini(self) -> set[int]:
         """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
@@ -257,8 +261,9 @@ class JobRunner:
             self._at_gemini.add(view.job_id)
         try:
             started = time.monotonic()
-            answer = self._gemini.generate(view.model_id, body, on_retry=show_retry)
-            return replace(view, result_turn_id=self._store_answer(view, answer, time.monotonic() - started))
+            with self._gemini.answer(view.model_id, body, on_retry=show_retry) as answer:
+                stored = self._store_answer(view, answer, time.monotonic() - started)
+            return replace(view, result_turn_id=stored)
         finally:
             with self._lock:
                 self._at_gemini.discard(view.job_id)
@@ -309,7 +314,7 @@ class JobRunner:
         to show; if it still does not, the earlier file is deleted before the image is uploaded again, so
         a share that turns up late can't make a second image.
         """
-        channel, thread_ts = view.channel_id, str(view.thread_ts)
+        channel = view.channel_id
         previous = view.upload_file_id
         if previous:
             if slack.wait_until_shared(previous, channel) is not None:
@@ -319,6 +324,14 @@ class JobRunner:
             )
             notify.quietly(lambda: slack.delete_file(previous))
             self._record(lambda s: queue.record_upload(s, view.lease, None))
+        with self._uploads:
+            file_id = self._upload(view, slack)
+        if slack.wait_until_shared(file_id, channel) is None:
+            raise SlackUnavailable("file_not_shared", method="files.completeUploadExternal")
+        return replace(view, upload_file_id=file_id)
+
+    def _upload(self, view: JobView, slack: SlackGateway) -> str:
+        """Upload the result and ask for its share; the image's bytes are in hand only in here."""
         with reading(self._sessions) as session:
             result = session.get(Turn, view.result_turn_id)
             assert result is not None
@@ -337,17 +350,15 @@ class JobRunner:
                 upload_url=upload_url,
                 data=data,
                 title=messages.file_title(history.first_text(view.parts)),
-                channel=channel,
-                thread_ts=thread_ts,
+                channel=view.channel_id,
+                thread_ts=str(view.thread_ts),
                 comment=comment[:3000],
             )
         except SlackUnavailable as err:
             if err.settled:  # Slack answered no: this file is not in the thread and never will be
                 self._record(lambda s: queue.record_upload(s, view.lease, None))
             raise
-        if slack.wait_until_shared(file_id, channel) is None:
-            raise SlackUnavailable("file_not_shared", method="files.completeUploadExternal")
-        return replace(view, upload_file_id=file_id)
+        return file_id
 
     # --- failures --------------------------------------------------------------------------------------
 

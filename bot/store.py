@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot import history, mrkdwn, queue
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
+from bot.db import carried_image
 from bot.images import ImageInfo, inspect
 from bot.models import Blob, Conversation, Job, SlackEvent, Turn
 from bot.options import Request
@@ -199,10 +200,12 @@ def save_blob(session: Session, *, team_id: str, data: bytes, info: ImageInfo) -
     )
     session.add(blob)
     session.flush()
+    carried_image(session)
     return blob
 
 
 def load_blob(session: Session, *, team_id: str, blob_id: int) -> Blob:
+    carried_image(session)
     blob = session.get(Blob, blob_id)
     if blob is None or blob.team_id != team_id:
         raise LookupError(f"blob {blob_id} is not in workspace {team_id}")
@@ -243,8 +246,10 @@ def keep_result_shape(
     session: Session, conversation: Conversation, turn: Turn, *, model_id: str
 ) -> str | None:
     """Record the aspect ratio of ``turn``'s image on the conversation, if it has none yet."""
-    blob = final_image(session, turn)
-    ratio = closest_ratio(blob.width or 0, blob.height or 0, family_of(model_id).aspect_ratios)
+    width, height = session.execute(  # the size only: the blob's bytes may be megabytes
+        select(Blob.width, Blob.height).where(Blob.id == final_blob_id(turn), Blob.team_id == turn.team_id)
+    ).one()
+    ratio = closest_ratio(width or 0, height or 0, family_of(model_id).aspect_ratios)
     row = session.get(Conversation, conversation.id)
     if row is not None and row.aspect_ratio is None and ratio is not None:
         row.aspect_ratio = ratio
@@ -253,10 +258,14 @@ def keep_result_shape(
 
 def final_image(session: Session, turn: Turn) -> Blob:
     """The last non-thought image of a model turn: what the user gets."""
+    return load_blob(session, team_id=turn.team_id, blob_id=final_blob_id(turn))
+
+
+def final_blob_id(turn: Turn) -> int:
     for part in reversed(turn.parts):
         inline = part.get("inlineData")
         if isinstance(inline, dict) and not part.get("thought") and "blobId" in inline:
-            return load_blob(session, team_id=turn.team_id, blob_id=int(inline["blobId"]))
+            return int(inline["blobId"])
     raise LookupError(f"turn {turn.id} has no image")
 
 

@@ -11,9 +11,12 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import store
 from bot.db import WriteTurns, listener_sessions, reading, session_factory, write_turns
+from bot.images import inspect
 from bot.models import Job
 from tests.bot.helpers import add_job, new_conversation
+from tests.images import encode
 
 
 def queued_job(sessions: sessionmaker[Session]) -> int:
@@ -134,3 +137,26 @@ def test_a_writer_that_waits_too_long_gets_a_database_error(engine: Engine) -> N
             impatient.acquire(urgent=True)
     finally:
         turns.release()
+
+
+def test_a_connection_that_carried_an_image_is_closed_instead_of_pooled(
+    sessions: sessionmaker[Session],
+) -> None:
+    """libpq keeps its buffers at the largest message a connection carried (12 MB after reading one 6 MB
+    image) and SQLite its page cache: kept in a pool of dozens, that was a gigabyte with 4K images."""
+    data = encode("PNG")
+
+    def dbapi_connection(session: Session) -> object:
+        return session.connection().connection.dbapi_connection
+
+    with sessions() as session:
+        first = dbapi_connection(session)
+    with sessions.begin() as session:
+        assert dbapi_connection(session) is first  # an ordinary transaction's connection is pooled
+        blob_id = store.save_blob(session, team_id="T1", data=data, info=inspect(data)).id
+    with sessions() as session:
+        second = dbapi_connection(session)
+        assert second is not first
+        assert store.load_blob(session, team_id="T1", blob_id=blob_id).data == data
+    with sessions() as session:
+        assert dbapi_connection(session) is not second

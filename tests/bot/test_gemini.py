@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import io
+import os
 
 import pytest
 from PIL import Image
 
 from bot.errors import GeminiRefusal
-from bot.gemini import backoff, build_request, parse_response, retry_delay
+from bot.gemini import backoff, build_request, decode_base64, parse_response, retry_delay
 from bot.history import first_text
 
 
@@ -119,3 +121,19 @@ def test_backoff_is_capped_and_jittered() -> None:
     values = [backoff(n, base=1, cap=20) for n in range(10)]
     assert all(0 < v <= 20 for v in values)
     assert 0.5 <= backoff(0) <= 1.0
+
+
+@pytest.mark.parametrize("size", [0, 3, 1000, 256 * 1024 * 3 // 4, 1_000_001])
+def test_base64_is_decoded_slice_by_slice_to_the_same_bytes(size: int) -> None:
+    data = os.urandom(size)
+    assert decode_base64(b64(data)) == data
+
+
+@pytest.mark.parametrize("where", [10, 700_000, -3])
+def test_a_bad_character_in_any_slice_is_refused(where: int) -> None:
+    text = list(b64(os.urandom(1_000_000)))
+    text[where] = "*"
+    with pytest.raises(binascii.Error):
+        decode_base64("".join(text))
+    with pytest.raises(binascii.Error, match="after padding"):  # padding in the middle, at a slice's end
+        decode_base64(b64(os.urandom(3 * 256 * 1024 // 4 - 1)) + b64(b"tail"))

@@ -58,7 +58,28 @@ class Deliveries(SocketMode):
         team_id: str | None = None,
     ) -> Delivery:
         """Deliver a slash command invocation (with a fresh ``response_url``)."""
-        payload = {
+        payload = self._command_payload(text, channel_id, user_id, command, team_id)
+        body = urlencode(payload).encode()
+        return self._deliver(
+            "slash_commands",
+            payload,
+            body,
+            "application/x-www-form-urlencoded",
+            accepts_response_payload=True,
+        )
+
+    def command_request(
+        self, text: str, *, channel_id: str = "C0GENERAL", user_id: str = "UALICE"
+    ) -> tuple[bytes, dict[str, str]]:
+        """The signed body and headers of a ``/banana`` as ``send_command`` would POST them, for a client
+        in another process (a benchmark's, timing acks where the stand-ins' own work can't delay it)."""
+        body = urlencode(self._command_payload(text, channel_id, user_id, "/banana", None)).encode()
+        return body, self._http_headers(body, "application/x-www-form-urlencoded")
+
+    def _command_payload(
+        self, text: str, channel_id: str, user_id: str, command: str, team_id: str | None
+    ) -> dict[str, str]:
+        return {
             "token": self.verification_token,
             "team_id": team_id or self.team_id,
             "team_domain": self.team_domain,
@@ -73,14 +94,6 @@ class Deliveries(SocketMode):
             "response_url": self.new_response_url(channel_id=channel_id, user_id=user_id),
             "trigger_id": self.new_trigger_id(),
         }
-        body = urlencode(payload).encode()
-        return self._deliver(
-            "slash_commands",
-            payload,
-            body,
-            "application/x-www-form-urlencoded",
-            accepts_response_payload=True,
-        )
 
     def send_event(
         self,
@@ -297,13 +310,7 @@ class Deliveries(SocketMode):
         event_id: str | None = None,
     ) -> Delivery:
         if self.request_url is not None:
-            headers = {
-                "Content-Type": content_type,
-                "User-Agent": _SLACKBOT_UA,
-                "Accept": "*/*",
-                **self.signed_headers(body),
-                **(extra_headers or {}),
-            }
+            headers = {**self._http_headers(body, content_type), **(extra_headers or {})}
             delivery = self._post_to_app(body, headers, kind=kind, event=event, event_id=event_id)
         else:
             envelope: JSON = {
@@ -318,6 +325,14 @@ class Deliveries(SocketMode):
             delivery = self._send_envelope(envelope, kind=kind, event=event, event_id=event_id)
         self._record(self.deliveries, delivery)
         return delivery
+
+    def _http_headers(self, body: bytes, content_type: str) -> dict[str, str]:
+        return {
+            "Content-Type": content_type,
+            "User-Agent": _SLACKBOT_UA,
+            "Accept": "*/*",
+            **self.signed_headers(body),
+        }
 
     def _post_to_app(
         self,
