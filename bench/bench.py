@@ -311,19 +311,25 @@ class Bench:
             mention = f"<@{slack.bot_user_id}>"
             started = time.monotonic()
 
-            def conversation(c: int) -> None:
+            def start(c: int) -> str:
                 channel = f"CM{c:03d}"
                 slack.post_user_message(channel=channel, text=f"{mention} conv{c}x turn0{self.size}")
-                ts = next(
+                return next(
                     str(m["ts"])
                     for m in reversed(list(slack.messages))
                     if m.get("channel") == channel and not m.get("thread_ts")
                 )
-                for t in range(1, turns):
-                    slack.post_user_message(channel=channel, text=f"conv{c}x turn{t}", thread_ts=ts)
 
+            def replies(c: int, ts: str) -> None:
+                for t in range(1, turns):
+                    slack.post_user_message(channel=f"CM{c:03d}", text=f"conv{c}x turn{t}", thread_ts=ts)
+
+            # Every conversation's first message at once, then the replies (which wait for it anyway):
+            # posting conversation by conversation kept the last first turns back by a second or more.
+            with ThreadPoolExecutor(max_workers=conversations) as pool:
+                roots = list(pool.map(start, range(conversations)))
             with ThreadPoolExecutor(max_workers=10) as pool:
-                list(pool.map(conversation, range(conversations)))
+                list(pool.map(replies, range(conversations), roots))
             total = conversations * turns
             slack.wait_for_uploads(total, timeout=total * latency + 300)
             took = time.monotonic() - started

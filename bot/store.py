@@ -8,8 +8,8 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import history, mrkdwn, queue
@@ -17,7 +17,7 @@ from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
 from bot.db import carried_image
 from bot.images import ImageInfo, inspect
-from bot.models import Blob, Conversation, Job, SlackEvent, Turn
+from bot.models import Blob, Conversation, Job, SlackEvent, Turn, utcnow
 from bot.options import Request
 
 
@@ -26,15 +26,20 @@ def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:
 
     Call it in the transaction that creates the job: if that transaction never commits, the keys are not
     recorded either, and Slack's retry is processed instead of dropped.
+
+    One statement (it is on the ack path): the keys not yet recorded are inserted, and if any was
+    recorded before, this is a duplicate. A new key recorded with a duplicate is still right: it names
+    the same delivery, whose later copies it then recognises too. Of two transactions recording the same
+    key at once, the second waits for the first and finds it recorded.
     """
-    if session.scalars(select(SlackEvent.id).where(SlackEvent.dedupe_key.in_(keys))).first() is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add_all(SlackEvent(team_id=team_id, dedupe_key=key) for key in keys)
-    except IntegrityError:  # another process recorded one of them a moment ago
-        return False
-    return True
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(SlackEvent)
+        .values([{"team_id": team_id, "dedupe_key": key, "received_at": utcnow()} for key in keys])
+        .on_conflict_do_nothing(index_elements=[SlackEvent.dedupe_key])
+        .returning(SlackEvent.id)
+    )
+    return len(session.execute(statement).all()) == len(keys)
 
 
 DELIVERY_KEYS_KEPT = timedelta(days=1)  # Slack retries for 5 minutes; its delayed events, for hours
@@ -48,8 +53,10 @@ def prune_deliveries(session: Session, *, older_than: timedelta = DELIVERY_KEYS_
 
 
 def link_delivery(session: Session, *, keys: list[str], job: Job) -> None:
-    for row in session.scalars(select(SlackEvent).where(SlackEvent.dedupe_key.in_(keys))):
-        row.job_id = job.id
+    session.execute(
+        update(SlackEvent).where(SlackEvent.dedupe_key.in_(keys)).values(job_id=job.id),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def find_conversation(
