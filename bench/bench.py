@@ -80,13 +80,6 @@ def pct(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def timed_commands(slack: FakeSlack, url: str, bursts: Sequence[Sequence[str]]) -> list[float]:
     """Ack times of ``/banana`` bursts (each text in its own channel, a burst's commands sent at once),
     timed by ``burst_client.py`` in a process of its own, where the stand-ins' work can't delay them."""
@@ -231,7 +224,6 @@ class Bench:
                 base = timed_bursts(url, [f"burst {b}" for b in range(bursts)])
             self.fresh_database()
             with self.app(slack, gemini, workers=workers) as app:
-                assert app.process is not None
                 slack.request_url = f"{app.url}/slack/events"
                 mention = f"<@{slack.bot_user_id}>"
                 with ThreadPoolExecutor(max_workers=10) as pool:
@@ -246,7 +238,7 @@ class Bench:
                 gemini.wait_for(lambda: len(gemini.requests) >= min(workers, 10), timeout=60)
                 ours = timed_bursts(slack.request_url, [f"burst {b}" for b in range(bursts)])
                 slack.wait_for_uploads(workers + bursts * size, timeout=600)
-                rss = peak_rss_mb(app.process.pid)
+                rss = app.peak_rss() / 1_048_576
         self.rows.append(
             Row(
                 f"ack p99, bursts of {size} while {workers} jobs run",

@@ -25,13 +25,6 @@ from bot.sandbox.scenario import sandbox_env
 MB = 1024 * 1024
 
 
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc: Linux only")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="4K")
@@ -45,9 +38,7 @@ def main() -> int:
         env["BANANA_WORKERS"] = "1"
         with AppProcess(env, log_path=tmp / "app.log") as app:
             app.wait_healthy()
-            assert app.process is not None
-            pid = app.process.pid
-            baseline = peak_rss(pid)
+            baseline = app.peak_rss()
             print(f"app peak RSS, idle (baseline): {baseline / MB:7.1f} MB")
             before = baseline
             for n in range(1, args.jobs + 1):
@@ -55,7 +46,7 @@ def main() -> int:
                 upload = slack.wait_for_uploads(n, timeout=300)[-1]
                 call = gemini.requests[n - 1]
                 answer = len(json.dumps(call.payload or {}))
-                after = peak_rss(pid)
+                after = app.peak_rss()
                 copies = (after - before) / len(upload.data)
                 grew = (after - before) / MB
                 print(

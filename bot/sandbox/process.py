@@ -93,6 +93,14 @@ class AppProcess:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"the app exited with {self.process.returncode}\n{self.logs()[-4000:]}")
 
+    def peak_rss(self) -> int:
+        """The process's peak resident memory so far, in bytes (``VmHWM``; Linux only)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM in /proc: Linux only")
+
     def logs(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
