@@ -314,8 +314,10 @@ def tune_malloc() -> None:
     1.1 GB instead of about 0.4 GB. A threshold set explicitly stays where it is. Not glibc (musl,
     macOS): nothing to do.
     """
+    if not sys.platform.startswith("linux"):
+        return  # and before ctypes.CDLL(None), which Windows refuses
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is not None and sys.platform.startswith("linux"):
+    if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 

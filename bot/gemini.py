@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import httpx
@@ -251,7 +251,7 @@ class GeminiClient:
     def _generate(
         self, model_id: str, body: dict[str, Any], on_retry: Callable[[str, float], None] | None
     ) -> Answer:
-        """Returns holding one of ``self._reading``, which the caller releases."""
+        """Returns holding the answer's place in ``self._reading``, which the caller gives back."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
         payload = json.dumps(body).encode()
         last: GeminiUnavailable | None = None
@@ -274,38 +274,37 @@ class GeminiClient:
                 if self._cancel.wait(wait):
                     raise Interrupted("stopping while waiting to try Gemini again") from last
             started = time.monotonic()
-            try:
-                with self._http.stream(
-                    "POST",
-                    url,
-                    content=payload,
-                    headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
-                ) as response:
-                    status = response.status_code
-                    log.info("gemini %s answered %d in %.1fs", model_id, status, time.monotonic() - started)
-                    self._reading.acquire()
-                    try:
+            with ExitStack() as place:  # this answer's place among the answers in hand, once it is read
+                try:
+                    with self._http.stream(
+                        "POST",
+                        url,
+                        content=payload,
+                        headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
+                    ) as response:
+                        status = response.status_code
+                        took = time.monotonic() - started
+                        log.info("gemini %s answered %d in %.1fs", model_id, status, took)
+                        self._reading.acquire()
+                        place.callback(self._reading.release)
                         data = self._read_json(response)
-                        generated = parse_response(data) if status == 200 and data is not None else None
-                    except BaseException:
-                        self._reading.release()
-                        raise
-            except (httpx.ConnectTimeout, httpx.PoolTimeout):
-                last = GeminiUnavailable("Gemini could not be reached in time")
-                continue  # the request was never sent: safe to send again
-            except httpx.TimeoutException as err:
-                # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
-                # could pay twice. Give up instead; the person can ask again.
-                raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
-            except httpx.TransportError as err:
-                last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
-                continue
-            if generated is not None:
-                if generated.model_version and generated.model_version != model_id:
-                    # Deprecated IDs may be served (and billed) by their successor: cost follows this one.
-                    log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
-                return generated  # still holding its place in self._reading
-            self._reading.release()
+                        generated = parse_response(data) if status == 200 and isinstance(data, dict) else None
+                except (httpx.ConnectTimeout, httpx.PoolTimeout):
+                    last = GeminiUnavailable("Gemini could not be reached in time")
+                    continue  # the request was never sent: safe to send again
+                except httpx.TimeoutException as err:
+                    # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
+                    # could pay twice. Give up instead; the person can ask again.
+                    raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
+                except httpx.TransportError as err:
+                    last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
+                    continue
+                if generated is not None:
+                    if generated.model_version and generated.model_version != model_id:
+                        # Deprecated IDs may be served (and billed) by their successor: cost follows this.
+                        log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
+                    place.pop_all()  # kept until the caller has stored it (``answer``)
+                    return generated
             if status == 200:
                 last = GeminiUnavailable("Gemini sent a response I couldn't read")
                 continue
@@ -331,11 +330,9 @@ class GeminiClient:
         text = raw.decode("utf-8", errors="replace")
         del raw
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except ValueError:
             return None
-        del text
-        return data if isinstance(data, dict) or response.status_code != 200 else None
 
     @staticmethod
     def _raise_for(status: int, data: Any, model_id: str) -> None:

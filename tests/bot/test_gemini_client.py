@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import httpx
@@ -196,3 +198,70 @@ def test_an_answer_larger_than_the_limit_is_not_read_nor_asked_for_again(gemini:
         small.generate(MODEL, body)
     assert len(gemini.requests) == 1  # it may be paid for: not sent again
     assert small.generate(MODEL, BODY).image  # a 1K answer fits
+
+
+def one_at_a_time(fake: FakeGemini, cancel: threading.Event | None = None) -> GeminiClient:
+    return GeminiClient(
+        httpx.Client(timeout=10),
+        base_url=fake.url,
+        api_key=fake.api_key,
+        cancel=cancel or RecordingCancel(),
+        answers_at_once=1,
+    )
+
+
+def test_an_answer_is_not_read_while_the_answers_in_hand_are_at_the_bound(gemini: FakeGemini) -> None:
+    """A caller stores its answer inside ``answer()``; until it has, no other answer of the process is
+    read and decoded (fifty 4K answers waiting to be stored held 320 MB)."""
+    gemini_client = one_at_a_time(gemini)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with gemini_client.answer(MODEL, BODY) as first:
+            assert first.image
+            second = pool.submit(gemini_client.generate, MODEL, BODY)
+            gemini.wait_for(lambda: len(gemini.requests) == 2 and gemini.requests[1].answered, timeout=10)
+            with pytest.raises(FutureTimeout):  # answered by Gemini, but not read: the first is in hand
+                second.result(timeout=0.5)
+        assert second.result(timeout=10).image  # read as soon as the first is stored
+
+
+def in_time(call: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """``call()``'s result or exception, failing the test (not hanging it) if it blocks: a lost place in
+    the bound would block the next answer forever. The thread is a daemon, so a stuck one can't keep the
+    test run from ending."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("ok", call()))
+        except Exception as err:
+            outcome.append(("error", err))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert outcome, "blocked: an earlier answer kept its place"
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def test_no_failed_or_refused_answer_keeps_its_place(gemini: FakeGemini) -> None:
+    """Every way an answer can go wrong gives its place back, or the process would stop reading answers."""
+    gemini_client = one_at_a_time(gemini)
+
+    def generate() -> Any:
+        return in_time(lambda: gemini_client.generate(MODEL, BODY))
+
+    gemini.script(Fault.overloaded())
+    assert generate().image  # a 503, then an answer
+    gemini.script(Fault.finish("IMAGE_SAFETY"))
+    with pytest.raises(GeminiRefusal):
+        generate()
+    gemini.script(Fault.permission_denied())
+    with pytest.raises(GeminiAuthError):
+        generate()
+    gemini.script(*[Fault.malformed_json() for _ in range(4)])
+    with pytest.raises(GeminiUnavailable, match="couldn't read"):
+        generate()
+    assert generate().image
