@@ -64,7 +64,7 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_args: dict[str, Any] = {} if in_memory else {"pool_size": pool_size, "max_overflow": 4}
         engine = create_engine(
             url,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args={"timeout": 30, "check_same_thread": False, "factory": _SQLiteConnection},
             hide_parameters=True,
             **pool_args,
         )
@@ -154,6 +154,11 @@ class WriteTurns:
                 self.waiting[urgent] -= 1
             self._busy = True
 
+    @property
+    def held(self) -> bool:
+        """A writer of this process holds the turn."""
+        return self._busy
+
     def release(self) -> None:
         with self._urgent:
             self._busy = False
@@ -182,6 +187,7 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        dbapi_connection.turns = turns
         cursor = dbapi_connection.cursor()
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -196,23 +202,49 @@ def _tune_sqlite(engine: Engine) -> None:
         if options.get(_READS):
             conn.exec_driver_sql("BEGIN")
             return
+        dbapi_connection = conn.connection.dbapi_connection
         turns.acquire(urgent=bool(options.get(_URGENT)))
-        conn.info[_WRITING] = True
+        dbapi_connection.writing = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            _end_write(conn)
+            dbapi_connection.end_write()
             raise
 
-    def _end_write(conn: Any) -> None:
-        if conn.info.pop(_WRITING, False):
-            turns.release()
 
-    event.listen(engine, "commit", _end_write)
-    event.listen(engine, "rollback", _end_write)
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection that gives this process's write turn back once its COMMIT or ROLLBACK has
+    ended (or once it is closed, as a broken connection is). SQLAlchemy's commit and rollback events come
+    just before them: a writer let in there met the lock still held, and slept in SQLite's busy handler
+    (1, 2, 5 … 100 ms) while the ack it served waited."""
+
+    turns: WriteTurns | None = None  # set on connect
+    writing = False  # holds the turn: set by the engine's begin listener
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_write()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_write()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_write()
+
+    def end_write(self) -> None:
+        if self.writing and self.turns is not None:
+            self.writing = False
+            self.turns.release()
 
 
-_WRITING = "banana_writing"  # Connection.info: this connection holds the process's SQLite write turn
 _URGENT = "banana_urgent"  # execution option: a listener's transaction (``listener_sessions``)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -160,3 +160,52 @@ def test_a_connection_that_carried_an_image_is_closed_instead_of_pooled(
         assert store.load_blob(session, team_id="T1", blob_id=blob_id).data == data
     with sessions() as session:
         assert dbapi_connection(session) is not second
+
+
+def test_on_sqlite_the_next_writer_is_let_in_only_once_the_commit_has_ended(engine: Engine) -> None:
+    """SQLAlchemy's commit event comes just before SQLite's COMMIT: a writer let in there met the lock
+    still held, and slept in SQLite's busy handler (1, 2, 5 … 100 ms) while an ack waited behind it."""
+    turns = write_turns(engine)
+    if turns is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    sessions = session_factory(engine)
+    job_id = queued_job(sessions)
+    held_when: list[tuple[str, bool]] = []
+
+    def before_commit(_conn: object) -> None:
+        held_when.append(("commit", turns.held))
+
+    def before_rollback(_conn: object) -> None:
+        held_when.append(("rollback", turns.held))
+
+    event.listen(engine, "commit", before_commit)
+    event.listen(engine, "rollback", before_rollback)
+    try:
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=1))
+        assert not turns.held
+        with sessions() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=2))
+            session.rollback()
+        assert not turns.held
+    finally:
+        event.remove(engine, "commit", before_commit)
+        event.remove(engine, "rollback", before_rollback)
+    assert held_when == [("commit", True), ("rollback", True)]
+
+
+def test_on_sqlite_a_connection_lost_in_the_middle_of_a_write_gives_the_turn_back(engine: Engine) -> None:
+    turns = write_turns(engine)
+    if turns is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    sessions = session_factory(engine)
+    job_id = queued_job(sessions)
+    with engine.connect() as conn:
+        conn.begin()
+        conn.execute(update(Job).where(Job.id == job_id).values(attempts=1))
+        assert turns.held
+        conn.invalidate()  # what SQLAlchemy does with a connection that broke: closes it
+        assert not turns.held
+        conn.rollback()
+    with sessions.begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=2))
