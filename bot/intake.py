@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import messages, queue, store
 from bot.catalog import Catalog, Model, family_of
 from bot.errors import OptionError
-from bot.models import Conversation, Job
+from bot.models import Conversation
 from bot.options import Request, is_help, parse_request
 from bot.payloads import Command, EditSubmission, Message, Route, route
 
@@ -85,8 +85,8 @@ class Intake:
             response_url=command.response_url,
         )
         with self._sessions.begin() as session:
-            job = self._accept(session, None, request, turn)
-            job_id, ahead = job.id, queue.position(session, job)
+            job_id = self._accept(session, None, request, turn)
+            ahead = queue.position(session, job_id)
         self._on_enqueued()
         return Outcome(job_id=job_id, reply=messages.queued(ahead))
 
@@ -127,9 +127,8 @@ class Intake:
                 slack_ts=message.ts,
                 files=message.files,
             )
-            job = self._accept(session, conversation, request, turn)
-            store.link_delivery(session, keys=keys, job=job)
-            job_id = job.id
+            job_id = self._accept(session, conversation, request, turn)
+            store.link_delivery(session, keys=keys, job_id=job_id)
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
@@ -156,7 +155,7 @@ class Intake:
                 response_url=target.response_url,
                 files=[{"id": file_id} for file_id in target.file_ids],
             )
-            job_id = self._accept(session, conversation, request, turn).id
+            job_id = self._accept(session, conversation, request, turn)
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
@@ -170,11 +169,11 @@ class Intake:
         )
 
     @staticmethod
-    def _accept(session: Session, conversation: Conversation | None, request: Request, turn: NewTurn) -> Job:
-        """Start the conversation (or make ``request``'s options its new defaults) and queue the turn."""
-        started = conversation is None
+    def _accept(session: Session, conversation: Conversation | None, request: Request, turn: NewTurn) -> int:
+        """Start the conversation (or make ``request``'s options its new defaults) and queue the turn: the
+        job's id."""
         if conversation is None:
-            conversation = store.start_conversation(
+            conversation_id = store.start_conversation(
                 session,
                 team_id=turn.team_id,
                 channel_id=turn.channel_id,
@@ -187,17 +186,26 @@ class Intake:
         else:
             store.update_options(conversation, request)
             conversation.response_url = turn.response_url or conversation.response_url
-        user_turn = store.add_user_turn(
+            conversation_id = conversation.id
+        turn_id = store.add_user_turn(
             session,
-            conversation,
+            conversation_id=conversation_id,
+            team_id=turn.team_id,
             user_id=turn.user_id,
             text=request.prompt,
             files=turn.files,
             slack_ts=turn.slack_ts,
             markup=turn.markup,
-            first=started,
+            first=conversation is None,
         )
-        return store.enqueue(session, conversation, user_turn, requested_by=turn.user_id, request=request)
+        return store.enqueue(
+            session,
+            conversation_id=conversation_id,
+            team_id=turn.team_id,
+            turn_id=turn_id,
+            requested_by=turn.user_id,
+            request=request,
+        )
 
 
 def _request_of(conversation: Conversation) -> Request:

@@ -32,11 +32,12 @@ def db_now(session: Session) -> Any:
     that every host shares, so a worker whose own clock runs ahead can't think a live lease lapsed. On
     SQLite every process runs on one host, so its clock is that host's."""
     if session.get_bind().dialect.name == "postgresql":
-        return _pg_now()
+        return server_now()
     return utcnow()
 
 
-def _pg_now() -> Any:
+def server_now() -> Any:
+    """PostgreSQL's clock (UTC), as an expression for a statement."""
     return func.timezone("UTC", func.statement_timestamp(), type_=DateTime)
 
 
@@ -52,7 +53,7 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     """The oldest claimable job's id, built once per database and kind: building it (an aliased subquery)
     cost more than running it, and idle workers run it every poll. ``:now`` on SQLite, the database's
     clock on PostgreSQL (``db_now``)."""
-    now = _pg_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
+    now = server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
     earlier = aliased(Job)
     query = (
         select(Job.id)
@@ -228,6 +229,6 @@ def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:
 _AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < bindparam("job_id"))
 
 
-def position(session: Session, job: Job) -> int:
+def position(session: Session, job_id: int) -> int:
     """How many jobs are still waiting ahead of this one (running ones are not in its way)."""
-    return int(session.scalar(_AHEAD, {"job_id": job.id}) or 0)
+    return int(session.connection().scalar(_AHEAD, {"job_id": job_id}) or 0)

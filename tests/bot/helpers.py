@@ -34,7 +34,7 @@ def new_conversation(
     prompt: str = "a mug --ar 4:5",
 ) -> Conversation:
     request = parse_request(prompt, catalog=CATALOG, default_model="nano-banana-2")
-    return store.start_conversation(
+    conversation_id = store.start_conversation(
         session,
         team_id=team,
         channel_id=channel,
@@ -43,9 +43,13 @@ def new_conversation(
         user_id="U1",
         request=request,
     )
+    return session.get_one(Conversation, conversation_id)
 
 
 def add_job(session: Session, conversation: Conversation, text: str = "make it blue") -> Job:
-    turn = store.add_user_turn(session, conversation, user_id="U1", text=text, files=[], slack_ts=None)
+    ids = {"conversation_id": conversation.id, "team_id": conversation.team_id}
+    turn_id = store.add_user_turn(session, **ids, user_id="U1", text=text, files=[], slack_ts=None)
     request = parse_request(text, catalog=CATALOG, default_model="nano-banana-2")
-    return store.enqueue(session, conversation, turn, requested_by="U1", request=request)
+    return session.get_one(
+        Job, store.enqueue(session, **ids, turn_id=turn_id, requested_by="U1", request=request)
+    )

@@ -116,7 +116,7 @@ def test_claiming_and_linking_a_delivery_take_one_statement_each(
         try:
             assert store.claim_delivery(session, team_id="T1", keys=["msg:T1:C1:9.0", "event:Ev9"])
             assert statements == ["INSERT"]
-            store.link_delivery(session, keys=["msg:T1:C1:9.0", "event:Ev9"], job=job)
+            store.link_delivery(session, keys=["msg:T1:C1:9.0", "event:Ev9"], job_id=job.id)
             assert statements == ["INSERT", "UPDATE"]
         finally:
             event.remove(engine, "before_cursor_execute", record)
