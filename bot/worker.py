@@ -50,6 +50,8 @@ class WorkerPool:
         self._halted = threading.Event()
         self._wake = threading.Condition()
         self._pending_wakes = 0
+        self._idle_count = 0
+        self._looker: int | None = None  # the idle thread that polls (``_idle``)
         self._running: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -79,13 +81,35 @@ class WorkerPool:
             self._pending_wakes += 1
             self._wake.notify()
 
-    def _idle(self) -> None:
+    def idle(self) -> int:
+        """How many worker threads are waiting for work."""
         with self._wake:
-            # The stop flag is read under the lock that stop() notifies under: a stop can't slip in
-            # between the check and the wait and leave this thread asleep for a whole poll.
-            if self._pending_wakes == 0 and not self._stopping.is_set():
-                self._wake.wait(self._poll_seconds)
-            self._pending_wakes = max(0, self._pending_wakes - 1)
+            return self._idle_count
+
+    def _idle(self) -> None:
+        """Wait to be woken, or for the next poll. One idle thread (the looker) polls the database every
+        ``poll_seconds``; the others' waits end without a query, and one of them looks next if the looker
+        went off with a job. Fifty threads that each polled made a hundred queries a second at rest."""
+        me = threading.get_ident()
+        with self._wake:
+            self._idle_count += 1
+            try:
+                # The stop flag is read under the lock that stop() notifies under: a stop can't slip in
+                # between the check and the wait and leave this thread asleep for a whole poll.
+                while not (self._pending_wakes or self._stopping.is_set()):
+                    if self._looker is None:
+                        self._looker = me
+                    if not self._wake.wait(self._poll_seconds) and self._looker == me:
+                        return  # time to look; this thread stays the looker unless it finds a job
+                self._pending_wakes = max(0, self._pending_wakes - 1)
+            finally:
+                self._idle_count -= 1
+
+    def _busy(self) -> None:
+        """This thread has a job: if it was the looker, the next idle thread to wake looks instead."""
+        with self._wake:
+            if self._looker == threading.get_ident():
+                self._looker = None
 
     def _loop(self, owner: str) -> None:
         outage = False
@@ -113,6 +137,8 @@ class WorkerPool:
             if lease is None:
                 self._idle()
                 continue
+            self._busy()
+            self.wake()  # there may be more: another idle thread looks at once (the cascade ends at none)
             with self._lock:
                 self._running[lease.job_id] = lease
             try:

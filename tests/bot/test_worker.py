@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
 from bot.models import Conversation, Job
 from bot.worker import WorkerPool, owner_prefix
@@ -16,12 +18,12 @@ from tests.bot.stack import InProcess
 SLOW_POLL = 60.0  # longer than any test: a job is claimed promptly only if the pool is woken
 
 
-def make_pool(world: InProcess) -> WorkerPool:
+def make_pool(world: InProcess, *, threads: int = 2) -> WorkerPool:
     stopping = threading.Event()  # shared by the pool, the runner and the Gemini client, as in app.py
     return WorkerPool(
         sessions=world.sessions,
         runner=world.runner(stopping=stopping),
-        threads=2,
+        threads=threads,
         lease_seconds=60,
         poll_seconds=SLOW_POLL,
         stopping=stopping,
@@ -128,3 +130,62 @@ def test_a_finished_job_wakes_another_worker_for_the_next_turn_of_its_conversati
         held.wait_for_call()  # the first job is done; its worker waits on Slack
         world.slack.wait_for(lambda: world.job(second).state == "done", timeout=20)
     assert world.job(first).state == "done"
+
+
+@contextmanager
+def looks_for_work(world: InProcess) -> Iterator[list[str]]:
+    """The worker threads' queries of the job table, by thread name, in order."""
+    engine = world.sessions.kw["bind"]
+    names: list[str] = []
+
+    def on_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        name = threading.current_thread().name
+        if name.startswith("banana-worker") and "FROM job" in statement:
+            names.append(name)
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        yield names
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+
+
+def test_of_the_idle_workers_one_looks_for_work_at_each_poll(stand_ins: InProcess) -> None:
+    """Fifty idle workers that each polled every half second made a hundred queries a second, half of the
+    process's Python time under load on PostgreSQL (py-spy): one idle worker polls, the others sleep
+    until they are woken."""
+    world = stand_ins
+    pool = WorkerPool(
+        sessions=world.sessions,
+        runner=world.runner(),
+        threads=4,
+        lease_seconds=60,
+        poll_seconds=0.01,
+        gemini_wait=30,
+    )
+    with looks_for_work(world) as lookers:
+        pool.start()
+        try:
+            world.slack.wait_for(lambda: len(lookers) >= 30, timeout=20)
+        finally:
+            pool.stop(grace_seconds=0)
+    assert len(set(lookers[-10:])) == 1, lookers[-10:]
+
+
+def test_a_claim_wakes_another_worker_so_a_backlog_is_taken_at_once(stand_ins: InProcess) -> None:
+    """Jobs queued by another process are found by the poll; the worker that claims one wakes the next,
+    so three of them reach Gemini together, not one per poll."""
+    world = stand_ins
+    pool = make_pool(world, threads=3)  # polls once a minute: only the wake-ups can explain a prompt claim
+    pool.start()
+    try:
+        world.slack.wait_for(lambda: pool.idle() == 3, timeout=20)  # each looked once and found nothing
+        with world.gemini.hold() as held:
+            # This process's intake would wake the pool; nothing does here.
+            jobs = [world.command(f"a {colour} kite") for colour in ("red", "blue", "green")]
+            pool.wake()  # as the poll would, once
+            held.wait_for_call(3, timeout=20)
+            states = [world.job(job_id).state for job_id in jobs]
+    finally:
+        pool.stop(grace_seconds=0)
+    assert states == ["running"] * 3  # together, not one after another Gemini call gave up
