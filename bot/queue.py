@@ -225,8 +225,14 @@ def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:
     return _update_job(session, lease, upload_file_id=file_id)
 
 
+def jobs_ahead(job_id: Any) -> Select[Any]:
+    """How many jobs are still waiting ahead of ``job_id`` (a value or a column): running ones are not in
+    its way."""
+    return select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < job_id)
+
+
 # Built once: building a statement costs as much as running it, and this one is on the ack path.
-_AHEAD = select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < bindparam("job_id"))
+_AHEAD = jobs_ahead(bindparam("job_id"))
 
 
 def position(session: Session, job_id: int) -> int:

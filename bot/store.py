@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, String, bindparam, delete, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -79,31 +80,34 @@ _NEW_JOB = insert(Job).returning(Job.id)
 _NEW_JOB_ON_SERVER_CLOCK = _NEW_JOB.values(not_before=queue.server_now())
 
 
-def start_conversation(
-    session: Session,
-    *,
-    team_id: str,
-    channel_id: str,
-    thread_ts: str | None,
-    origin: str,
-    user_id: str,
-    request: Request,
-    response_url: str | None = None,
-) -> int:
+@dataclass(frozen=True)
+class NewConversation:
+    team_id: str
+    channel_id: str
+    thread_ts: str | None  # None: the job posts the thread's root
+    origin: str
+    user_id: str
+    request: Request
+    response_url: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "team_id": self.team_id,
+            "channel_id": self.channel_id,
+            "thread_ts": self.thread_ts,
+            "origin": self.origin,
+            "started_by": self.user_id,
+            "model_id": self.request.model.model_id,
+            "model_label": self.request.model.label,
+            "aspect_ratio": self.request.aspect_ratio,
+            "image_size": self.request.image_size,
+            "response_url": self.response_url,
+        }
+
+
+def start_conversation(session: Session, new: NewConversation) -> int:
     """A new conversation; its id."""
-    values = {
-        "team_id": team_id,
-        "channel_id": channel_id,
-        "thread_ts": thread_ts,
-        "origin": origin,
-        "started_by": user_id,
-        "model_id": request.model.model_id,
-        "model_label": request.model.label,
-        "aspect_ratio": request.aspect_ratio,
-        "image_size": request.image_size,
-        "response_url": response_url,
-    }
-    return int(session.connection().execute(_NEW_CONVERSATION, values).scalar_one())
+    return int(session.connection().execute(_NEW_CONVERSATION, new.row()).scalar_one())
 
 
 def update_options(conversation: Conversation, request: Request) -> None:
@@ -142,18 +146,96 @@ def add_user_turn(
     what a person reads (mentions become names, which takes ``users.info``) before anything is posted or
     sent to Gemini. ``first``: the conversation was started in this transaction, so this is turn 0 (two
     queries fewer on the ack path)."""
-    parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
-    parts += [{"slackFile": _file_ref(f)} for f in files]
     values = {
         "conversation_id": conversation_id,
         "team_id": team_id,
         "seq": 0 if first else _next_seq(session, conversation_id),
         "role": "user",
-        "parts": parts,
+        "parts": user_parts(text, files, markup=markup),
         "user_id": user_id,
         "slack_ts": slack_ts,
     }
     return int(session.connection().execute(_NEW_TURN, values).scalar_one())
+
+
+def user_parts(text: str, files: list[dict[str, Any]], *, markup: bool) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
+    return parts + [{"slackFile": _file_ref(f)} for f in files]
+
+
+def _first_turn_at_once() -> Select[Any]:
+    """PostgreSQL: a new conversation, its first turn and that turn's job in one statement (data-modifying
+    CTEs), with the job's id and how many jobs wait ahead of it."""
+    new = bindparam
+    conversation = (
+        insert(Conversation)
+        .values(
+            team_id=new("team_id"),
+            channel_id=new("channel_id"),
+            thread_ts=new("thread_ts"),
+            origin=new("origin"),
+            started_by=new("started_by"),
+            model_id=new("model_id"),
+            model_label=new("model_label"),
+            aspect_ratio=new("aspect_ratio"),
+            image_size=new("image_size"),
+            response_url=new("response_url"),
+            created_at=new("now"),
+        )
+        .returning(Conversation.id)
+        .cte("new_conversation")
+    )
+    turn_columns = {
+        "conversation_id": conversation.c.id,
+        "team_id": new("team_id"),
+        "seq": literal(0),
+        "role": literal("user"),
+        "parts": new("parts", type_=Turn.__table__.c.parts.type),
+        "user_id": new("user_id"),
+        "slack_ts": new("slack_ts", type_=String),
+        "created_at": new("now"),
+    }
+    turn = (
+        insert(Turn)
+        .from_select(list(turn_columns), select(*turn_columns.values()), include_defaults=False)
+        .returning(Turn.id, Turn.conversation_id)
+        .cte("new_turn")
+    )
+    job_columns = {
+        "team_id": new("team_id"),
+        "conversation_id": turn.c.conversation_id,
+        "turn_id": turn.c.id,
+        "requested_by": new("user_id"),
+        "model_id": new("model_id"),
+        "model_label": new("model_label"),
+        "aspect_ratio": new("aspect_ratio"),
+        "image_size": new("image_size"),
+        "state": literal("queued"),
+        "attempts": literal(0),
+        "not_before": queue.server_now(),  # by the database's clock, like every lease and delay
+        "created_at": new("now"),
+    }
+    job = (
+        insert(Job)
+        .from_select(list(job_columns), select(*job_columns.values()), include_defaults=False)
+        .returning(Job.id)
+        .cte("new_job")
+    )
+    return select(job.c.id, queue.jobs_ahead(job.c.id).scalar_subquery())
+
+
+_FIRST_TURN_AT_ONCE = _first_turn_at_once()
+
+
+def start_at_once(
+    session: Session, new: NewConversation, *, parts: list[dict[str, Any]], slack_ts: str | None = None
+) -> tuple[int, int]:
+    """PostgreSQL only: ``start_conversation``, ``add_user_turn`` and ``enqueue`` in one statement, and
+    ``queue.position``: the job's id and how many jobs wait ahead of it. With ``db.autocommit`` that is
+    one round trip where the four statements and their transaction took six."""
+    values = {**new.row(), "user_id": new.user_id, "parts": parts, "slack_ts": slack_ts, "now": utcnow()}
+    row = session.connection().execute(_FIRST_TURN_AT_ONCE, values).one()
+    return int(row[0]), int(row[1])
 
 
 def set_parts(session: Session, turn_id: int, parts: list[dict[str, Any]]) -> None:

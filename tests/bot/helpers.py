@@ -34,15 +34,10 @@ def new_conversation(
     prompt: str = "a mug --ar 4:5",
 ) -> Conversation:
     request = parse_request(prompt, catalog=CATALOG, default_model="nano-banana-2")
-    conversation_id = store.start_conversation(
-        session,
-        team_id=team,
-        channel_id=channel,
-        thread_ts=thread,
-        origin="mention",
-        user_id="U1",
-        request=request,
+    new = store.NewConversation(
+        team_id=team, channel_id=channel, thread_ts=thread, origin="mention", user_id="U1", request=request
     )
+    conversation_id = store.start_conversation(session, new)
     return session.get_one(Conversation, conversation_id)
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.catalog import Catalog
 from bot.intake import Intake, Outcome
-from bot.models import Conversation, Job
+from bot.models import Conversation, Job, Turn
 from bot.payloads import Command, EditSubmission, EditTarget
 from tests.bot.helpers import BOT, parsed
 
@@ -81,3 +84,54 @@ def test_every_entry_point_answers_with_an_outcome(sessions: sessionmaker[Sessio
     empty = intake.message(parsed(text=f"<@{BOT}>", files=[]), event_id="Ev9")
     assert empty.job_id is None and empty.reply and "Tell me what to make" in empty.reply
     assert jobs(sessions) == 1
+
+
+def test_a_slash_command_is_one_statement_outside_a_transaction_on_postgresql(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """Under load every round trip to PostgreSQL waits for the CPU again: a new /banana took six (begin,
+    three inserts, its place in the queue, commit) and takes one, which commits on its own."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite a write is a transaction that takes the write lock (BEGIN IMMEDIATE)")
+    intake = make_intake(sessions)
+    statements: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append((statement.split()[0].upper(), conn.connection.dbapi_connection.autocommit))
+
+    ahead = intake.command(
+        Command(team_id="T1", channel_id="C1", user_id="U1", text="a mug", response_url=None)
+    )
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        outcome = intake.command(
+            Command(
+                team_id="T1", channel_id="C2", user_id="U2", text="a cup --ar 4:5", response_url="https://x"
+            )
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements == [("WITH", True)]
+    assert "1 request is ahead of yours" in str(outcome.reply)
+    with sessions() as session:
+        job = session.get_one(Job, outcome.job_id)
+        conversation = session.get_one(Conversation, job.conversation_id)
+        turn = session.get_one(Turn, job.turn_id)
+        assert (job.state, job.requested_by, job.aspect_ratio, job.attempts) == ("queued", "U2", "4:5", 0)
+        assert (conversation.channel_id, conversation.started_by, conversation.origin) == (
+            "C2",
+            "U2",
+            "command",
+        )
+        assert (conversation.response_url, conversation.aspect_ratio, conversation.thread_ts) == (
+            "https://x",
+            "4:5",
+            None,
+        )
+        assert (turn.conversation_id, turn.seq, turn.role, turn.parts) == (
+            conversation.id,
+            0,
+            "user",
+            [{"slackText": "a cup"}],
+        )
+        assert job.created_at >= session.get_one(Job, ahead.job_id).created_at
