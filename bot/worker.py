@@ -30,7 +30,7 @@ class WorkerPool:
         runner: JobRunner,
         threads: int,
         lease_seconds: float,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = 0.1,
         stopping: threading.Event | None = None,
         gemini_wait: float = 180.0,
     ) -> None:
@@ -127,7 +127,7 @@ class WorkerPool:
                 outage = True
                 with self._lock:
                     self._failing.add(owner)
-                self._stopping.wait(min(5.0, self._poll_seconds * 4))
+                self._stopping.wait(min(5.0, max(2.0, self._poll_seconds * 4)))
                 continue
             if outage:
                 log.info("claiming jobs again: the database is back")
