@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue, store
-from bot.db import reading
+from bot.db import is_postgresql, reading
 from bot.jobs import JobRunner
 from bot.queue import Lease
 
@@ -39,8 +39,7 @@ class WorkerPool:
         take to store its answer (the Gemini timeout): a deploy never buys the same image twice."""
         self._sessions = sessions
         runner.on_finished = self.wake  # a finished job may let the next of its conversation run
-        bind = sessions.kw.get("bind")
-        self._look_first = bind is not None and bind.dialect.name == "sqlite"
+        self._look_first = not is_postgresql(sessions)
         self._runner = runner
         self._threads = threads
         self._lease_seconds = lease_seconds
@@ -105,11 +104,14 @@ class WorkerPool:
             finally:
                 self._idle_count -= 1
 
-    def _busy(self) -> None:
-        """This thread has a job: if it was the looker, the next idle thread to wake looks instead."""
+    def _took_job(self) -> None:
+        """This thread has a job. If it was the looker, the next idle thread to wake looks instead; and
+        there may be more jobs, so one idle thread looks at once (the cascade ends at none)."""
         with self._wake:
             if self._looker == threading.get_ident():
                 self._looker = None
+            self._pending_wakes += 1
+            self._wake.notify()
 
     def _loop(self, owner: str) -> None:
         outage = False
@@ -127,7 +129,7 @@ class WorkerPool:
                 outage = True
                 with self._lock:
                     self._failing.add(owner)
-                self._stopping.wait(min(5.0, max(2.0, self._poll_seconds * 4)))
+                self._stopping.wait(OUTAGE_RETRY_SECONDS)
                 continue
             if outage:
                 log.info("claiming jobs again: the database is back")
@@ -137,8 +139,7 @@ class WorkerPool:
             if lease is None:
                 self._idle()
                 continue
-            self._busy()
-            self.wake()  # there may be more: another idle thread looks at once (the cascade ends at none)
+            self._took_job()
             with self._lock:
                 self._running[lease.job_id] = lease
             try:
@@ -220,6 +221,7 @@ class WorkerPool:
         log.info("workers stopped")
 
 
+OUTAGE_RETRY_SECONDS = 2.0  # between claims while the database refuses them
 PRUNE_EVERY = 3600.0  # seconds between prunings of old dedupe keys, per worker process
 OWNER_MAX = 64  # job.lease_owner
 _INDEX_ROOM = 4  # ":NNN", a worker thread's number
