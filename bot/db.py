@@ -133,19 +133,25 @@ def is_postgresql(sessions: sessionmaker[Session]) -> bool:
 
 
 class WriteTurns:
-    """Whose turn it is to write to a SQLite database, within this process: listeners first.
+    """Whose turn it is to write to a SQLite database, within this process: listeners first, workers not
+    starved.
 
     Writers queue here before ``BEGIN IMMEDIATE``. SQLite's own wait (the busy timeout) is a
     sleep-and-retry loop whose sleeps grow to 100 ms, so with dozens of workers wanting the lock a
     listener's write could lose round after round and its ack wait a second. Here the next writer starts
     the moment the last one ends, and a listener's write (``urgent``, the ack path) goes before every
-    worker's that is waiting."""
+    worker's that is waiting, except that after ``LISTENER_RUN`` listener writes in a row a waiting worker
+    goes next: a burst of requests would otherwise hold every claim and every stored answer until it ended
+    (a second and more in the benchmark's makespan)."""
+
+    LISTENER_RUN = 4
 
     def __init__(self, *, timeout: float = 30.0) -> None:
         lock = threading.Lock()
         self._urgent = threading.Condition(lock)
         self._others = threading.Condition(lock)
         self._busy = False
+        self._run = 0  # listener writes in a row
         self._timeout = timeout
         self.waiting = {True: 0, False: 0}  # urgent → how many wait (for tests and curious operators)
 
@@ -155,8 +161,9 @@ class WriteTurns:
         with condition:
             self.waiting[urgent] += 1
             try:
-                while self._busy or (not urgent and self.waiting[True]):
+                while self._busy or urgent == self._workers_due():
                     if not condition.wait(max(0.0, deadline - time.monotonic())):
+                        self._urgent.notify()  # the ones this writer kept waiting may go now
                         raise OperationalError(
                             "BEGIN IMMEDIATE",
                             None,
@@ -167,6 +174,11 @@ class WriteTurns:
             finally:
                 self.waiting[urgent] -= 1
             self._busy = True
+            self._run = self._run + 1 if urgent else 0
+
+    def _workers_due(self) -> bool:
+        """A worker writes next: one waits, and no listener does or the listeners have had their run."""
+        return bool(self.waiting[False]) and (not self.waiting[True] or self._run >= self.LISTENER_RUN)
 
     @property
     def held(self) -> bool:
@@ -176,7 +188,7 @@ class WriteTurns:
     def release(self) -> None:
         with self._urgent:
             self._busy = False
-            (self._urgent if self.waiting[True] else self._others).notify()
+            (self._others if self._workers_due() else self._urgent).notify()
 
 
 _TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()

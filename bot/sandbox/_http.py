@@ -21,6 +21,9 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # The listen backlog: ``socketserver``'s 5 drops a burst's connections, and TCP sends each again only a
+    # second later; the real services' front ends queue them.
+    request_queue_size = 1024
 
     def __init__(self, handler_class: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
         super().__init__((host, 0), handler_class)

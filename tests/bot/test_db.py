@@ -125,6 +125,29 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def test_on_sqlite_a_waiting_worker_writes_after_a_few_listener_writes_however_many_wait() -> None:
+    """Listeners go first, but a steady stream of them (a burst of requests) does not starve the workers:
+    a claim or a stored answer waits for a few listener writes at most."""
+    turns = WriteTurns()
+    order: list[str] = []
+
+    def write(urgent: bool, name: str) -> None:
+        turns.acquire(urgent=urgent)
+        order.append(name)
+        turns.release()
+
+    turns.acquire(urgent=True)  # a listener writes; a worker and ten more listeners queue behind it
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        futures = [pool.submit(write, False, "worker")]
+        wait_until(lambda: turns.waiting[False] == 1)
+        futures += [pool.submit(write, True, f"listener {i}") for i in range(10)]
+        wait_until(lambda: turns.waiting[True] == 10)
+        turns.release()
+        for future in futures:
+            future.result(timeout=10)
+    assert order.index("worker") == WriteTurns.LISTENER_RUN - 1  # after the first listener's run
+
+
 def test_a_writer_that_waits_too_long_gets_a_database_error(engine: Engine) -> None:
     turns = write_turns(engine)
     if turns is None:
