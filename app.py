@@ -40,6 +40,7 @@ from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.redaction import RedactingFilter, add_secret
+from bot.reports import Reports
 from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
@@ -55,6 +56,7 @@ class Runtime:
     engine: Engine
     pool: WorkerPool
     intake: Intake
+    reports: Reports
     http: httpx.Client
 
 
@@ -83,6 +85,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         slack=lambda _team_id: gateway,
         slack_retry_delays=settings.slack_retry_delays,
         stopping=stopping,
+        prices=settings.prices,
     )
     pool = WorkerPool(
         sessions=sessions,
@@ -91,17 +94,27 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         lease_seconds=settings.job_lease_seconds,
         stopping=stopping,
         gemini_wait=settings.gemini_timeout_seconds + 5,
+        per_user=settings.user_concurrency,
     )
     intake = Intake(
         sessions=listener_sessions(engine),
         catalog=Catalog(settings.model_aliases),
         default_model=settings.default_model,
         on_enqueued=pool.wake,
+        limits=settings.limits,
+        prices=settings.prices,
+        admins=settings.admins,
     )
-    return Runtime(settings=settings, engine=engine, pool=pool, intake=intake, http=http)
+    reports = Reports(
+        sessions=listener_sessions(engine),
+        limits=settings.limits,
+        prices=settings.prices,
+        admins=settings.admins,
+    )
+    return Runtime(settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, http=http)
 
 
-def build_bolt(settings: Settings, intake: Intake) -> App:
+def build_bolt(settings: Settings, intake: Intake, reports: Reports) -> App:
     # Listeners run inside the request (process_before_response): the job is committed before Slack gets
     # its 200, so an acknowledged event is never lost. They only write a few rows, well within 3 s.
     client = WebClient(
@@ -120,7 +133,7 @@ def build_bolt(settings: Settings, intake: Intake) -> App:
         # log every request and Socket Mode payload; this one is held at WARNING by configure_logging.
         logger=logging.getLogger("slack_bolt"),
     )
-    register_all(app, Deps(intake=intake, after_ack=_after_ack))
+    register_all(app, Deps(intake=intake, reports=reports, after_ack=_after_ack))
     return app
 
 
@@ -159,7 +172,7 @@ def serve(settings: Settings) -> None:
     before the workers start, so a process that can't serve stops at once with one line."""
     runtime = build_runtime(settings, workers=settings.workers)
     with _quiet_libraries():  # their own lines about a refused token would come before ours
-        bolt = build_bolt(settings, runtime.intake)
+        bolt = build_bolt(settings, runtime.intake, runtime.reports)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

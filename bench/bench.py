@@ -50,6 +50,7 @@ from bot.sandbox.scenario import sandbox_env
 
 BENCH = Path(__file__).resolve().parent
 MODEL = "gemini-nano-banana-2.1"  # what the default model resolves to
+NEVER_REACHED = "user/day=1000000,user/month=$1000000,workspace/month=$1000000"
 
 
 @dataclass
@@ -159,6 +160,10 @@ class Bench:
         port = free_port()
         env = sandbox_env(slack, gemini, database_url=self.database_url, port=port)
         env["BANANA_WORKERS"] = str(workers)
+        env["BANANA_LIMITS"] = NEVER_REACHED  # checked on every request, as in production, and never hit
+        # One person sends each workload here: their cap on running jobs would measure the cap, not the app
+        # (the round-robin ordering of claims is still paid for on every claim).
+        env["BANANA_USER_CONCURRENCY"] = "100000"
         process = AppProcess(env, command=command, log_path=self.tmp / f"{name}-{port}.log").start()
         try:
             if command == "serve":

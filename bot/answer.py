@@ -7,8 +7,11 @@ next request encodes them again. Nothing in between converts them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Billed = Literal["yes", "no", "maybe"]
+CallOutcome = Literal["image", "refused", "error", "timeout"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +33,16 @@ class Answer:
     @property
     def mime_type(self) -> str:
         return str(self.parts[self.final_index]["inlineData"]["mimeType"])
+
+
+@dataclass(frozen=True)
+class SentCall:
+    """A request that reached Gemini (or may have) and did not become the answer returned: a refusal, an
+    error, an answer that could not be read, a timeout. ``billed``: "yes" when the answer carried
+    ``usageMetadata``; "maybe" when no answer was read (Google may have made, and billed, the image)."""
+
+    model_id: str
+    outcome: CallOutcome
+    billed: Billed
+    usage: dict[str, Any] = field(default_factory=dict)
+    model_version: str | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, text, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,6 +130,14 @@ def autocommit(sessions: sessionmaker[Session]) -> Iterator[Session]:
 def is_postgresql(sessions: sessionmaker[Session]) -> bool:
     bind = sessions.kw.get("bind")
     return bind is not None and bind.dialect.name == "postgresql"
+
+
+def lock_workspace(session: Session, team_id: str) -> None:
+    """Until this transaction ends, this workspace's other limit checks wait (PostgreSQL: an advisory lock
+    on the workspace): two requests sent together can't both fit under the last image of a limit. On
+    SQLite the write lock taken at BEGIN IMMEDIATE already serialises them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"banana-limits:{team_id}"))))
 
 
 class WriteTurns:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bot.answer import Answer
+from bot.answer import Answer, Billed, CallOutcome, SentCall
 from bot.errors import (
     GeminiAlarm,
     GeminiAuthError,
@@ -237,24 +237,54 @@ class GeminiClient:
 
     @contextmanager
     def answer(
-        self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
+        self,
+        model_id: str,
+        body: dict[str, Any],
+        *,
+        on_retry: Callable[[str, float], None] | None = None,
+        on_call: Callable[[SentCall], None] | None = None,
     ) -> Iterator[Answer]:
         """``generate``, with the answer counted among the ``answers_at_once`` in hand until the block
         ends. The caller stores it inside the block, so answers waiting to be stored wait unread (a
-        stored answer holds no memory; fifty decoded 4K images in a queue hold 320 MB)."""
-        generated = self._generate(model_id, body, on_retry)
+        stored answer holds no memory; fifty decoded 4K images in a queue hold 320 MB).
+
+        ``on_call`` is told of every request sent that did not become the answer (refused, failed,
+        unreadable, timed out), for the cost ledger; the answer's own call is the caller's to record, with
+        the answer (its ``usage`` and ``model_version``)."""
+        generated = self._generate(model_id, body, on_retry, on_call or (lambda _call: None))
         try:
             yield generated
         finally:
             self._reading.release()
 
     def _generate(
-        self, model_id: str, body: dict[str, Any], on_retry: Callable[[str, float], None] | None
+        self,
+        model_id: str,
+        body: dict[str, Any],
+        on_retry: Callable[[str, float], None] | None,
+        on_call: Callable[[SentCall], None],
     ) -> Answer:
         """Returns holding the answer's place in ``self._reading``, which the caller gives back."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
         payload = json.dumps(body).encode()
         last: GeminiUnavailable | None = None
+
+        def sent(outcome: CallOutcome, data: Any = None, *, answered: bool = False) -> None:
+            """``answered``: Gemini's answer was read, and it is not an image we could have been billed
+            for without ``usageMetadata`` saying so."""
+            usage = data.get("usageMetadata") if isinstance(data, dict) else None
+            version = data.get("modelVersion") if isinstance(data, dict) else None
+            billed: Billed = "yes" if usage else "no" if answered else "maybe"
+            on_call(
+                SentCall(
+                    model_id,
+                    outcome,
+                    billed,
+                    usage=dict(usage) if isinstance(usage, dict) else {},
+                    model_version=str(version)[:128] if version else None,
+                )
+            )
+
         for attempt in range(self._max_attempts):
             if attempt:
                 assert last is not None
@@ -287,16 +317,34 @@ class GeminiClient:
                         log.info("gemini %s answered %d in %.1fs", model_id, status, took)
                         self._reading.acquire()
                         place.callback(self._reading.release)
-                        data = self._read_json(response)
-                        generated = parse_response(data) if status == 200 and isinstance(data, dict) else None
+                        try:
+                            data = self._read_json(response)
+                        except GeminiUnavailable:  # too large to read: it may be a paid-for image
+                            sent("error")
+                            raise
+                        try:
+                            generated = (
+                                parse_response(data) if status == 200 and isinstance(data, dict) else None
+                            )
+                        except GeminiRefusal:
+                            sent("refused", data, answered=True)
+                            raise
+                        except GeminiUnavailable:  # an image we can't decode
+                            sent("error")
+                            raise
                 except (httpx.ConnectTimeout, httpx.PoolTimeout):
                     last = GeminiUnavailable("Gemini could not be reached in time")
                     continue  # the request was never sent: safe to send again
+                except httpx.ConnectError as err:
+                    last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
+                    continue  # never sent either
                 except httpx.TimeoutException as err:
                     # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
                     # could pay twice. Give up instead; the person can ask again.
+                    sent("timeout")
                     raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
                 except httpx.TransportError as err:
+                    sent("error")  # cut off after it was sent: Gemini may have made the image
                     last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                     continue
                 if generated is not None:
@@ -305,6 +353,7 @@ class GeminiClient:
                         log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
                     place.pop_all()  # kept until the caller has stored it (``answer``)
                     return generated
+            sent("error", data, answered=status != 200)  # an error Google doesn't bill, or unreadable
             if status == 200:
                 last = GeminiUnavailable("Gemini sent a response I couldn't read")
                 continue

@@ -15,13 +15,15 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import messages, queue, store
+from bot import ledger, messages, queue, store
 from bot.catalog import Catalog, Model, family_of
-from bot.db import autocommit, is_postgresql
+from bot.db import autocommit, is_postgresql, lock_workspace
 from bot.errors import OptionError
-from bot.models import Conversation
+from bot.limits import Limit, Tally, first_exceeded, period_end, until
+from bot.models import Conversation, utcnow
 from bot.options import Request, is_help, parse_request
 from bot.payloads import Command, EditSubmission, Message, Route, route
+from bot.prices import PriceTable, load_prices
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,20 @@ class Intake:
         catalog: Catalog,
         default_model: str,
         on_enqueued: Callable[[], None] = lambda: None,
+        limits: tuple[Limit, ...] = (),
+        prices: PriceTable | None = None,
+        admins: tuple[str, ...] = (),
     ) -> None:
         self._sessions = sessions
         self.catalog = catalog
         self.default_model = default_model
         self._on_enqueued = on_enqueued
+        self.limits = limits
+        self.prices = prices or load_prices()
+        self.admins = admins
         # A new /banana is one statement on PostgreSQL: under load every round trip waits for the CPU.
-        self._at_once = is_postgresql(sessions)
+        # Limits need a check inside the transaction first, so with limits it takes the common path.
+        self._at_once = is_postgresql(sessions) and not limits
 
     def command(self, command: Command) -> Outcome:
         """``/banana``: the reply is the private acknowledgement. The job exists before this returns."""
@@ -92,8 +101,11 @@ class Intake:
                 job_id, ahead = self._start_at_once(session, request, turn)
         else:
             with self._sessions.begin() as session:
+                refusal = self._over_limit(session, request, turn)
+                if refusal:
+                    return Outcome(reply=refusal)
                 job_id = self._accept(session, None, request, turn)
-                ahead = queue.position(session, job_id)
+                ahead = queue.position(session, job_id, team_id=turn.team_id, user_id=turn.user_id)
         self._on_enqueued()
         return Outcome(job_id=job_id, reply=messages.queued(ahead))
 
@@ -134,6 +146,9 @@ class Intake:
                 slack_ts=message.ts,
                 files=message.files,
             )
+            refusal = self._over_limit(session, request, turn)
+            if refusal:
+                return Outcome(reply=refusal)
             job_id = self._accept(session, conversation, request, turn)
             store.link_delivery(session, keys=keys, job_id=job_id)
         self._on_enqueued()
@@ -162,9 +177,43 @@ class Intake:
                 response_url=target.response_url,
                 files=[{"id": file_id} for file_id in target.file_ids],
             )
+            refusal = self._over_limit(session, request, turn)
+            if refusal:
+                return Outcome(reply=refusal)
             job_id = self._accept(session, conversation, request, turn)
         self._on_enqueued()
         return Outcome(job_id=job_id)
+
+    def _over_limit(self, session: Session, request: Request, turn: NewTurn) -> str | None:
+        """Why ``request`` can't be queued under the limits (what to tell the person), or None. Checked
+        inside the transaction that would queue it, with the workspace's other checks waiting."""
+        if not self.limits:
+            return None
+        lock_workspace(session, turn.team_id)
+        now = utcnow()
+        used = ledger.used(
+            session,
+            team_id=turn.team_id,
+            user_id=turn.user_id,
+            channel_id=turn.channel_id,
+            now=now,
+            prices=self.prices,
+        )
+        asked = Tally(1, self.prices.estimate(request.model.model_id, request.image_size))
+        hit = first_exceeded(self.limits, used, asked)
+        if hit is None:
+            return None
+        limit, have = hit
+        resets = period_end(limit.period, now)
+        log.info("request by %s refused: over %s", turn.user_id, limit)
+        return messages.over_limit(
+            limit,
+            used=have,
+            asked=asked,
+            resets_at=f"{resets:%b %-d, %H:%M}",
+            resets_in=until(resets, now),
+            admins=self.admins,
+        )
 
     @staticmethod
     def _start_at_once(session: Session, request: Request, turn: NewTurn) -> tuple[int, int]:

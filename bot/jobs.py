@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, messages, mrkdwn, notify, queue, store
-from bot.answer import Answer
+from bot import history, ledger, messages, mrkdwn, notify, queue, store
+from bot.answer import Answer, SentCall
 from bot.catalog import family_of
 from bot.db import reading
 from bot.errors import (
@@ -37,6 +38,7 @@ from bot.gemini import GeminiClient, build_request
 from bot.images import extension
 from bot.job_view import JobView
 from bot.models import Conversation, Job, Turn
+from bot.prices import PriceTable, load_prices
 from bot.queue import Lease
 from bot.references import fetch_reference
 from bot.slack import SlackGateway
@@ -67,6 +69,7 @@ class JobRunner:
         slack: Callable[[str], SlackGateway],
         slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
         stopping: threading.Event | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         """``on_finished`` (the pool sets its ``wake``): called as soon as a job is marked done or failed,
         which may make the next job of its conversation claimable."""
@@ -79,6 +82,7 @@ class JobRunner:
         self._at_gemini: set[int] = set()
         self._lock = threading.Lock()
         self._uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
+        self._prices = prices or load_prices()
 
     def at_gemini(self) -> set[int]:
         """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
@@ -261,12 +265,30 @@ class JobRunner:
             self._at_gemini.add(view.job_id)
         try:
             started = time.monotonic()
-            with self._gemini.answer(view.model_id, body, on_retry=show_retry) as answer:
+            charge_call = partial(self._charge_call, view)
+            with self._gemini.answer(view.model_id, body, on_retry=show_retry, on_call=charge_call) as answer:
                 stored = self._store_answer(view, answer, time.monotonic() - started)
             return replace(view, result_turn_id=stored)
         finally:
             with self._lock:
                 self._at_gemini.discard(view.job_id)
+
+    def _charge_call(self, view: JobView, call: SentCall) -> None:
+        """A call that brought no answer goes into the ledger at once (the answer's own call is charged
+        with the answer, in ``_save_answer``)."""
+        row = ledger.charge_row(
+            self._prices,
+            _payer(view),
+            outcome=call.outcome,
+            billed=call.billed,
+            usage=call.usage,
+            model_version=call.model_version,
+        )
+        try:
+            with self._sessions.begin() as session:
+                ledger.charge(session, row)
+        except OperationalError:
+            log.error("job %s: could not record a Gemini call in the ledger: %s", view.job_id, row)
 
     def _store_answer(self, view: JobView, answer: Answer, elapsed: float) -> int:
         """The answer is paid for: a database blip now must not throw it away (a re-run would pay again)."""
@@ -284,12 +306,21 @@ class JobRunner:
 
     def _save_answer(self, view: JobView, answer: Answer, elapsed: float) -> int:
         turn_ids: list[int] = []
+        charge = ledger.charge_row(
+            self._prices,
+            _payer(view),
+            outcome="image",
+            billed="yes",
+            usage=answer.usage,
+            model_version=answer.model_version,
+        )
 
         def save(session: Session) -> bool:
             conversation = session.get(Conversation, view.conversation_id)
             assert conversation is not None
             turn = store.save_model_turn(session, conversation, answer)
             turn_ids.append(turn.id)
+            ledger.charge(session, charge)
             if view.aspect_ratio is None:
                 # Without --ar Gemini picks the shape (from the references, else square); keep it for the
                 # edits that follow, or "make it blue" could come back in another shape.
@@ -422,3 +453,14 @@ class JobRunner:
             return slack.shared_ts(file_id, view.channel_id) is not None
         except SlackError:
             return False
+
+
+def _payer(view: JobView) -> ledger.Payer:
+    return ledger.Payer(
+        team_id=view.team_id,
+        user_id=view.requested_by,
+        channel_id=view.channel_id,
+        job_id=view.job_id,
+        model_id=view.model_id,
+        image_size=view.image_size,
+    )

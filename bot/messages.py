@@ -20,7 +20,9 @@ from bot.errors import (
     SlackUnavailable,
     UserInputError,
 )
+from bot.limits import Limit, Tally
 from bot.mrkdwn import escape, mention, quote
+from bot.prices import dollars
 
 _REFUSALS = {
     "IMAGE_SAFETY": "Gemini blocked the image because it may break Google's safety rules",
@@ -73,6 +75,8 @@ def usage(catalog: Catalog, *, default_model: str) -> str:
         f"• `--model` — an alias or a full `gemini-…` model ID (default `{default_model}`)\n"
         "• `--ar` — aspect ratio, e.g. `1:1`, `4:5`, `16:9`, `9:16`, `21:9`\n"
         "• `--size` — `1K`, `2K` or `4K` where the model has it (`512` on nano-banana-2)\n\n"
+        "*Usage:* `/banana usage` shows your images and spend today and this month, and what is left under "
+        "the limits.\n\n"
         f"*Models:*\n{models}"
     )
 
@@ -98,6 +102,80 @@ def file_title(prompt: str | None) -> str:
 def for_requester(user_id: str, text: str) -> str:
     """A message in the thread addressed to the person who asked."""
     return f"{mention(user_id)} {text}"
+
+
+def over_limit(
+    limit: Limit, *, used: Tally, asked: Tally, resets_at: str, resets_in: str, admins: tuple[str, ...]
+) -> str:
+    """A request refused before anything was queued or spent: which limit, when it resets, who to ask."""
+    period = "today" if limit.period == "day" else "this month"
+    ask = (
+        "ask " + " or ".join(mention(a) for a in admins)
+        if admins
+        else "ask whoever runs this bot (the limits are its `BANANA_LIMITS` setting)"
+    )
+    this = f"about {dollars(asked.micros)}" if limit.money else limit.show(asked.images)
+    return (
+        f"🍌 Not queued, nothing spent: this request ({this}) would go over "
+        f"{limit.whose()} limit of {limit.show(limit.amount)} a {limit.period} (`{limit}`); "
+        f"{limit.show(limit.measure(used))} used {period}. It resets {resets_at} UTC, in {resets_in}. "
+        f"To raise it, {ask}."
+    )
+
+
+ADMINS_ONLY = (
+    "Only admins can get the workspace's usage: the people in the bot's `BANANA_ADMINS` setting and the "
+    "workspace's owners and admins."
+)
+
+
+def usage_report(today: Tally, month: Tally, standings: list[tuple[Limit, Tally, str]]) -> str:
+    """``/banana usage``: your images and spend, and what is left under each limit that applies to you."""
+
+    def tally(t: Tally) -> str:
+        return f"{t.images} image{'' if t.images == 1 else 's'}, {dollars(t.micros)}"
+
+    lines = ["*Your Nano Banana usage* (days and months in UTC)"]
+    lines.append(f"• Today: {tally(today)}")
+    lines.append(f"• This month: {tally(month)}")
+    if standings:
+        lines.append("*What is left under the limits that apply to you here*")
+        for limit, used, resets_in in standings:
+            left = max(0, limit.amount - limit.measure(used))
+            lines.append(
+                f"• {limit.whose()} {limit.show(limit.amount)} a {limit.period} (`{limit}`): "
+                f"{limit.show(left)} left, resets in {resets_in}"
+            )
+        lines.append("_Requests still queued count at their estimate until they are made._")
+    else:
+        lines.append("No spending limits are set.")
+    return "\n".join(lines)
+
+
+def workspace_report(
+    month: str,
+    *,
+    total: Tally,
+    people: list[tuple[str, Tally]],
+    channels: list[tuple[str, Tally]],
+    models: list[tuple[str, Tally]],
+) -> str:
+    """The admin's part of ``/banana usage``: the workspace's month, and who, where and what cost most."""
+
+    def row(name: str, t: Tally) -> str:
+        return f"{name} {dollars(t.micros)} ({t.images} image{'' if t.images == 1 else 's'})"
+
+    lines = [f"*This workspace in {month}*: {total.images} images, {dollars(total.micros)}"]
+    if people:
+        lines.append("Top people: " + " · ".join(row(mention(u), t) for u, t in people))
+        lines.append("Top channels: " + " · ".join(row(f"<#{c}>", t) for c, t in channels))
+        lines.append("Models: " + " · ".join(row(f"`{escape(m)}`", t) for m, t in models))
+    lines.append("`/banana usage csv` sends you the month's ledger as a CSV file in a DM.")
+    return "\n".join(lines)
+
+
+def csv_comment(month: str, rows: int) -> str:
+    return f"🍌 The ledger for {month}: {rows} Gemini call{'' if rows == 1 else 's'}, one line each."
 
 
 def queued(position: int) -> str:

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.answer import Billed, CallOutcome
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -168,6 +170,37 @@ class SlackEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Charge(Base):
+    """The cost ledger: one row per call sent to Gemini, whatever came back. ``billed``: "yes" (an
+    answer with ``usageMetadata``), "no" (an error Google does not bill), "maybe" (sent, and no answer
+    read: a timeout, a dropped connection; counted at its estimate). Money in micro-dollars. ``at`` is the
+    app's clock (UTC): day and month limits are counted by it."""
+
+    __tablename__ = "charge"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    model_requested: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    priced_as: Mapped[str] = mapped_column(String(128))  # the price table's entry used
+    image_size: Mapped[str | None] = mapped_column(String(8))
+    outcome: Mapped[CallOutcome] = mapped_column(String(16))
+    billed: Mapped[Billed] = mapped_column(String(8))
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    image_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    text_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    thinking_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+Index("ix_charge_team_at", Charge.team_id, Charge.at)
 
 
 class HealthCheck(Base):

@@ -48,13 +48,40 @@ class Lease:
     attempt: int
 
 
+DEFAULT_USER_CONCURRENCY = 2
+_CLAIMS_LOCK = 0x62616E616E61  # "banana": the advisory lock claims take turns on (PostgreSQL)
+
+
 @functools.cache
 def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
-    """The oldest claimable job's id, built once per database and kind: building it (an aliased subquery)
-    cost more than running it, and idle workers run it every poll. ``:now`` on SQLite, the database's
-    clock on PostgreSQL (``db_now``)."""
+    """The next job to claim, built once per database and kind: building it (aliased subqueries) cost more
+    than running it, and the looking worker runs it every poll. ``:now`` on SQLite, the database's clock
+    on PostgreSQL (``db_now``); ``:per_user``, the running jobs a person may have.
+
+    Claimable: queued and due, or running with a lapsed lease; the first unfinished job of its
+    conversation (the order within a conversation stays); its requester below ``per_user`` running jobs.
+    Among those, round-robin across people: the fewest running jobs first, then the person served least
+    recently (never served first), then the oldest job. So one person's burst of forty requests holds
+    another person's single request back by one free worker slot at most."""
     now = server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
-    earlier = aliased(Job)
+    earlier, other, served = aliased(Job), aliased(Job), aliased(Job)
+    running = (
+        select(func.count())
+        .select_from(other)
+        .where(
+            other.team_id == Job.team_id,
+            other.requested_by == Job.requested_by,
+            other.state == "running",
+            other.lease_expires_at >= now,
+            other.id != Job.id,
+        )
+        .scalar_subquery()
+    )
+    last_served = (
+        select(func.max(served.started_at))
+        .where(served.team_id == Job.team_id, served.requested_by == Job.requested_by)
+        .scalar_subquery()
+    )
     query = (
         select(Job.id)
         .where(
@@ -67,29 +94,38 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
                 earlier.id < Job.id,
                 earlier.state.in_(UNFINISHED),
             ),
+            running < bindparam("per_user"),
         )
-        .order_by(Job.id)
+        .order_by(running, last_served.asc().nulls_first(), Job.id)
         .limit(1)
     )
     return query.with_for_update(skip_locked=True, of=Job) if locking else query
 
 
-def _first_claimable(session: Session, *, locking: bool) -> int | None:
+def _first_claimable(session: Session, *, locking: bool, per_user: int) -> int | None:
     dialect = session.get_bind().dialect.name
-    params = {} if dialect == "postgresql" else {"now": utcnow()}
+    params: dict[str, Any] = {"per_user": per_user}
+    if dialect != "postgresql":
+        params["now"] = utcnow()
     found = session.scalars(_claimable(dialect, locking=locking), params).first()
     return None if found is None else int(found)
 
 
-def anything_to_claim(session: Session) -> bool:
+def anything_to_claim(session: Session, *, per_user: int = DEFAULT_USER_CONCURRENCY) -> bool:
     """Whether a job is claimable now: a read, for idle workers to ask before they ``claim`` (which takes
     the write lock on SQLite), so that a pool of idle workers costs the listeners nothing."""
-    return _first_claimable(session, locking=False) is not None
+    return _first_claimable(session, locking=False, per_user=per_user) is not None
 
 
-def claim(session: Session, *, owner: str, lease_seconds: float) -> Lease | None:
-    """Take the oldest claimable job, or None. Commits."""
-    job_id = _first_claimable(session, locking=True)
+def claim(
+    session: Session, *, owner: str, lease_seconds: float, per_user: int = DEFAULT_USER_CONCURRENCY
+) -> Lease | None:
+    """Take the next claimable job (``_claimable``), or None. Commits. On PostgreSQL, claims take turns
+    (a transaction-scoped advisory lock), so two workers can't both take a person's last running slot;
+    on SQLite the write lock does the same."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_CLAIMS_LOCK)))
+    job_id = _first_claimable(session, locking=True, per_user=per_user)
     if job_id is None:
         session.rollback()
         return None
@@ -225,16 +261,32 @@ def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:
     return _update_job(session, lease, upload_file_id=file_id)
 
 
-def jobs_ahead(job_id: Any) -> Select[Any]:
-    """How many jobs are still waiting ahead of ``job_id`` (a value or a column): running ones are not in
-    its way."""
-    return select(func.count()).select_from(Job).where(Job.state == "queued", Job.id < job_id)
+def jobs_ahead(*, team_id: Any, user_id: Any, job_id: Any) -> Select[Any]:
+    """How many queued jobs will be claimed before ``job_id`` (values or columns): in its workspace only,
+    and, as claims go round-robin across people, the requester's own earlier ones plus, from each other
+    person, at most one more than that. Running jobs are not in its way. Only jobs queued before it count,
+    so it works inside the statement that inserts it (``store.start_at_once``)."""
+    before = (
+        select(
+            Job.requested_by,
+            func.row_number().over(partition_by=Job.requested_by, order_by=Job.id).label("turn"),
+        )
+        .where(Job.team_id == team_id, Job.state == "queued", Job.id < job_id)
+        .subquery()
+    )
+    own = select(func.count()).select_from(before).where(before.c.requested_by == user_id).scalar_subquery()
+    return (
+        select(func.count())
+        .select_from(before)
+        .where(or_(before.c.requested_by == user_id, before.c.turn <= own + 1))
+    )
 
 
 # Built once: building a statement costs as much as running it, and this one is on the ack path.
-_AHEAD = jobs_ahead(bindparam("job_id"))
+_AHEAD = jobs_ahead(team_id=bindparam("team_id"), user_id=bindparam("user_id"), job_id=bindparam("job_id"))
 
 
-def position(session: Session, job_id: int) -> int:
-    """How many jobs are still waiting ahead of this one (running ones are not in its way)."""
-    return int(session.connection().scalar(_AHEAD, {"job_id": job_id}) or 0)
+def position(session: Session, job_id: int, *, team_id: str, user_id: str) -> int:
+    """How many queued jobs will be claimed before this one (``jobs_ahead``)."""
+    values = {"job_id": job_id, "team_id": team_id, "user_id": user_id}
+    return int(session.connection().scalar(_AHEAD, values) or 0)

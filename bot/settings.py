@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Literal
 
 from bot.catalog import DEFAULT_MODEL, Catalog, is_model_id
 from bot.errors import ConfigError, OptionError
+from bot.limits import Limit, parse_limits
+from bot.prices import PriceTable, load_prices
 from bot.redaction import shown_url
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_GEMINI_API_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_DATABASE_FILE = "banana.db"
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 _WHERE = {
     "SLACK_BOT_TOKEN": "the xoxb- token under OAuth & Permissions of your Slack app",
@@ -42,6 +46,10 @@ class Settings:
     shutdown_grace_seconds: float = 25.0
     slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0)
     slack_share_timeout_seconds: float = 20.0
+    prices: PriceTable = field(default_factory=load_prices)
+    limits: tuple[Limit, ...] = field(default_factory=lambda: parse_limits(None))
+    admins: tuple[str, ...] = ()
+    user_concurrency: int = 2
 
     @property
     def socket_mode(self) -> bool:
@@ -112,6 +120,10 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     "BANANA_SHUTDOWN_GRACE_SECONDS": (("serve", "worker"), "on SIGTERM, time for running jobs (25)"),
     "BANANA_SLACK_RETRY_DELAYS": (("serve", "worker"), "seconds before each further try (5,30,120)"),
     "BANANA_SLACK_SHARE_TIMEOUT_SECONDS": (("serve", "worker"), "wait for an upload to show (20)"),
+    "BANANA_LIMITS": (("serve",), "scope/period=amount,… checked before anything is queued; off for none"),
+    "BANANA_USER_CONCURRENCY": (("serve", "worker"), "running jobs per person; claims go round-robin (2)"),
+    "BANANA_ADMINS": (("serve",), "Slack user ids of the bot's admins (comma-separated)"),
+    "BANANA_PRICES_FILE": (("serve", "worker"), "a price table (JSON) that replaces the built-in one"),
     "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
 }
 
@@ -169,6 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         if not 1 <= port <= 65535:
             problems.append(f"PORT={raw_port!r} is not a port: use a whole number from 1 to 65535")
     workers = number("BANANA_WORKERS", 4, minimum=0)
+    per_user = number("BANANA_USER_CONCURRENCY", 2, minimum=1)
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
     grace = number("BANANA_SHUTDOWN_GRACE_SECONDS", 25, minimum=0)
@@ -177,6 +190,22 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
     aliases: dict[str, str] = {}
     try:
         aliases = _parse_aliases(get("BANANA_MODEL_ALIASES") or "")
+    except ConfigError as err:
+        problems += err.problems
+    limits: tuple[Limit, ...] = ()
+    try:
+        limits = parse_limits(get("BANANA_LIMITS"))
+    except ConfigError as err:
+        problems += err.problems
+    admins = tuple(a for a in re.split(r"[\s,]+", get("BANANA_ADMINS") or "") if a)
+    problems += [
+        f"BANANA_ADMINS: {a!r} is not a Slack user id (U… or W…; Profile → ⋮ → Copy member ID)"
+        for a in admins
+        if not _USER_ID.match(a)
+    ]
+    prices: PriceTable | None = None
+    try:
+        prices = load_prices(get("BANANA_PRICES_FILE"))
     except ConfigError as err:
         problems += err.problems
     default_model = get("BANANA_DEFAULT_MODEL") or DEFAULT_MODEL
@@ -207,4 +236,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         shutdown_grace_seconds=grace,
         slack_retry_delays=retry_delays,
         slack_share_timeout_seconds=share_timeout,
+        prices=prices or load_prices(),
+        limits=limits,
+        admins=admins,
+        user_concurrency=int(per_user),
     )

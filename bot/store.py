@@ -221,7 +221,8 @@ def _first_turn_at_once() -> Select[Any]:
         .returning(Job.id)
         .cte("new_job")
     )
-    return select(job.c.id, queue.jobs_ahead(job.c.id).scalar_subquery())
+    ahead = queue.jobs_ahead(team_id=new("team_id"), user_id=new("user_id"), job_id=job.c.id)
+    return select(job.c.id, ahead.scalar_subquery())
 
 
 _FIRST_TURN_AT_ONCE = _first_turn_at_once()

@@ -33,10 +33,12 @@ class WorkerPool:
         poll_seconds: float = 0.1,
         stopping: threading.Event | None = None,
         gemini_wait: float = 180.0,
+        per_user: int = queue.DEFAULT_USER_CONCURRENCY,
     ) -> None:
         """``stopping``: set on shutdown (shared with the runner and the Gemini client, so retry waits end
         too). ``gemini_wait``: how long, past the grace period, a job inside its Gemini call may still
-        take to store its answer (the Gemini timeout): a deploy never buys the same image twice."""
+        take to store its answer (the Gemini timeout): a deploy never buys the same image twice.
+        ``per_user``: running jobs a person may have (``BANANA_USER_CONCURRENCY``)."""
         self._sessions = sessions
         runner.on_finished = self.wake  # a finished job may let the next of its conversation run
         self._look_first = not is_postgresql(sessions)
@@ -46,6 +48,7 @@ class WorkerPool:
         self._poll_seconds = poll_seconds
         self._stopping = stopping or threading.Event()
         self._gemini_wait = gemini_wait
+        self._per_user = per_user
         self._halted = threading.Event()
         self._wake = threading.Condition()
         self._pending_wakes = 0
@@ -156,10 +159,12 @@ class WorkerPool:
         claim (``SKIP LOCKED``) is itself that cheap, and a look first would only add a round trip."""
         if self._look_first:
             with reading(self._sessions) as session:
-                if not queue.anything_to_claim(session):
+                if not queue.anything_to_claim(session, per_user=self._per_user):
                     return None
         with self._sessions() as session:
-            return queue.claim(session, owner=owner, lease_seconds=self._lease_seconds)
+            return queue.claim(
+                session, owner=owner, lease_seconds=self._lease_seconds, per_user=self._per_user
+            )
 
     def _heartbeat(self) -> None:
         """Renew the leases of running jobs; now and then, forget old dedupe keys (``PRUNE_EVERY``)."""

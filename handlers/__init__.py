@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from slack_bolt import App
 
 from bot.intake import Intake
+from bot.reports import Reports
 from handlers import commands, errors, events, middleware, shortcuts
 
 
@@ -19,6 +20,7 @@ class Deps:
     response until the listener is done)."""
 
     intake: Intake
+    reports: Reports
     after_ack: Callable[[Callable[[], object]], None]
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 
 from bot import messages
 from bot.payloads import parse_command
+from bot.reports import usage_request
 
 if TYPE_CHECKING:
     from handlers import Deps
@@ -18,11 +20,27 @@ log = logging.getLogger(__name__)
 
 def register(app: App, deps: Deps) -> None:
     @app.command("/banana")
-    def banana(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    def banana(
+        ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient, respond: Respond
+    ) -> None:
         parsed = parse_command(command, team_id=context.team_id)
         if parsed is None:
             log.warning("ignored a /banana whose ids don't look like Slack's")
             ack(response_type="ephemeral", text=messages.NOT_UNDERSTOOD)
+            return
+        kind = usage_request(parsed.text)
+        if kind is not None:  # /banana usage [csv]: yours in the ack; an admin's part after it
+            try:
+                reply = deps.reports.personal(parsed)
+            except Exception as err:
+                log.exception("could not report usage")
+                reply = messages.for_error(err)
+            ack(response_type="ephemeral", text=reply)
+
+            def privately(text: str) -> object:
+                return respond(text=text, response_type="ephemeral", replace_original=False)
+
+            deps.after_ack(lambda: deps.reports.after_ack(parsed, kind, client, privately))
             return
         try:
             reply = deps.intake.command(parsed).reply or ""

@@ -41,10 +41,12 @@ def new_conversation(
     return session.get_one(Conversation, conversation_id)
 
 
-def add_job(session: Session, conversation: Conversation, text: str = "make it blue") -> Job:
+def add_job(
+    session: Session, conversation: Conversation, text: str = "make it blue", *, user: str = "U1"
+) -> Job:
     ids = {"conversation_id": conversation.id, "team_id": conversation.team_id}
-    turn_id = store.add_user_turn(session, **ids, user_id="U1", text=text, files=[], slack_ts=None)
+    turn_id = store.add_user_turn(session, **ids, user_id=user, text=text, files=[], slack_ts=None)
     request = parse_request(text, catalog=CATALOG, default_model="nano-banana-2")
     return session.get_one(
-        Job, store.enqueue(session, **ids, turn_id=turn_id, requested_by="U1", request=request)
+        Job, store.enqueue(session, **ids, turn_id=turn_id, requested_by=user, request=request)
     )

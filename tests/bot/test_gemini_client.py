@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.answer import SentCall
 from bot.errors import (
     GeminiAuthError,
     GeminiBadRequest,
@@ -265,3 +266,39 @@ def test_no_failed_or_refused_answer_keeps_its_place(gemini: FakeGemini) -> None
     with pytest.raises(GeminiUnavailable, match="couldn't read"):
         generate()
     assert generate().image
+
+
+def test_every_call_sent_that_brought_no_answer_is_reported_for_the_ledger(gemini: FakeGemini) -> None:
+    """A 503 is an error Google doesn't bill; a reset after sending may have made (and billed) the image;
+    a refusal carries its usage; the answer's own call is left to the caller, who stores it."""
+    calls: list[SentCall] = []
+    gemini.script(Fault.overloaded(), Fault.reset())
+    with client(gemini, RecordingCancel()).answer(MODEL, BODY, on_call=calls.append) as answer:
+        assert answer.usage
+    assert [(c.outcome, c.billed) for c in calls] == [("error", "no"), ("error", "maybe")]
+
+    calls.clear()
+    gemini.script(Fault.prompt_blocked())
+    with pytest.raises(GeminiRefusal):
+        client(gemini, RecordingCancel()).generate(MODEL, BODY)
+    gemini.script(Fault.prompt_blocked())
+    with (
+        pytest.raises(GeminiRefusal),
+        client(gemini, RecordingCancel()).answer(MODEL, BODY, on_call=calls.append),
+    ):
+        pass
+    [refused] = calls
+    assert (refused.outcome, refused.billed, refused.model_version) == ("refused", "yes", MODEL)
+    assert refused.usage["promptTokenCount"] > 0
+
+
+def test_a_call_that_never_left_is_not_reported() -> None:
+    with FakeGemini() as fake:
+        url = fake.url  # nothing listens here once the stand-in has stopped
+    calls: list[SentCall] = []
+    gemini_client = GeminiClient(
+        httpx.Client(timeout=1.0), base_url=url, api_key="k", cancel=RecordingCancel()
+    )
+    with pytest.raises(GeminiUnavailable), gemini_client.answer(MODEL, BODY, on_call=calls.append):
+        pass
+    assert calls == []

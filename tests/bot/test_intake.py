@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import ledger
 from bot.catalog import Catalog
 from bot.intake import Intake, Outcome
-from bot.models import Conversation, Job, Turn
+from bot.ledger import Payer, charge_row
+from bot.limits import parse_limits
+from bot.models import Conversation, Job, Turn, utcnow
 from bot.payloads import Command, EditSubmission, EditTarget
+from bot.prices import load_prices
 from tests.bot.helpers import BOT, parsed
 
 
@@ -135,3 +140,51 @@ def test_a_slash_command_is_one_statement_outside_a_transaction_on_postgresql(
             [{"slackText": "a cup"}],
         )
         assert job.created_at >= session.get_one(Job, ahead.job_id).created_at
+
+
+def test_limits_count_the_ledger_and_the_queued_requests_of_the_person_channel_and_workspace(
+    sessions: sessionmaker[Session],
+) -> None:
+    """On both databases: the ledger's rows this month (by scope and day), plus the estimate of requests
+    queued without an answer; a request that would go over is refused and queues nothing."""
+    prices = load_prices()
+    intake = Intake(
+        sessions=sessions,
+        catalog=Catalog(),
+        default_model="nano-banana-2.1",
+        limits=parse_limits("user/day=3,channel/month=$0.20"),
+        prices=prices,
+    )
+    now = utcnow()
+    with sessions.begin() as session:
+        for user, channel, at in [
+            ("UALICE", "C1", now),  # today, here: counts for Alice's day and the channel's month
+            ("UBOB", "C1", now),
+            ("UALICE", "C2", now),  # another channel: Alice's day only
+            ("UALICE", "C1", now - timedelta(days=40)),  # an earlier month: nothing
+        ]:
+            row = charge_row(
+                prices,
+                Payer("T1", user, channel, None, "gemini-nano-banana-2.1", "1K"),
+                outcome="image",
+                billed="yes",
+                usage={},
+                model_version=None,
+            )
+            ledger.charge(session, {**row, "at": at})
+
+    def command(text: str, user: str = "UALICE", channel: str = "C1") -> Outcome:
+        return intake.command(
+            Command(team_id="T1", channel_id=channel, user_id=user, text=text, response_url=None)
+        )
+
+    # Alice: 2 images today; the channel: $0.0672 of $0.20 this month, then a queued request's $0.0493.
+    assert command("a red kite").job_id is not None
+    over_day = command("a blue kite")
+    assert over_day.job_id is None and "`user/day=3`" in str(over_day.reply)
+    assert "3 images used today" in str(over_day.reply)
+    assert command("a kite", user="UCAROL").job_id is not None  # $0.0672 + 2 × $0.0493 = $0.166
+    over_month = command("a kite", user="UDAVE")
+    assert over_month.job_id is None and "`channel/month=$0.2`" in str(over_month.reply)
+    assert command("a kite", user="UDAVE", channel="C3").job_id is not None
+    assert jobs(sessions) == 3

@@ -134,3 +134,74 @@ def test_anything_to_claim_answers_what_claim_would_find(sessions: sessionmaker[
     assert not anything()  # the second waits for the first
     finish(sessions, first)
     assert anything()
+
+
+def queued_for(session: Session, user: str, *, team: str = "T1") -> int:
+    """A new conversation of ``user``'s with one queued job; the job's id."""
+    return add_job(
+        session, new_conversation(session, team=team, thread=f"{user}-{utcnow().timestamp()}"), user=user
+    ).id
+
+
+def test_claims_go_round_robin_across_people_each_below_their_cap(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        alice = [queued_for(session, "UALICE") for _ in range(5)]
+        bob, carol = queued_for(session, "UBOB"), queued_for(session, "UCAROL")
+    order = [lease.job_id for lease in (claim(sessions) for _ in range(4)) if lease is not None]
+    # The oldest first; then whoever runs nothing; Alice's second once the others run one each.
+    assert order == [alice[0], bob, carol, alice[1]]
+    assert claim(sessions) is None  # Alice has 2 running, her cap; nobody else is waiting
+
+
+def test_one_free_worker_serves_the_person_served_least_recently_first(
+    sessions: sessionmaker[Session],
+) -> None:
+    """With one worker, Bob's single request waits for one of Alice's forty at most."""
+    with sessions.begin() as session:
+        alice = [queued_for(session, "UALICE") for _ in range(4)]
+    first = claim(sessions)
+    assert first is not None and first.job_id == alice[0]
+    with sessions.begin() as session:
+        bob = queued_for(session, "UBOB")
+    finish(sessions, first)
+    second = claim(sessions)
+    assert second is not None and second.job_id == bob  # before Alice's older ones
+    finish(sessions, second)
+    third = claim(sessions)
+    assert third is not None and third.job_id == alice[1]
+
+
+def test_the_cap_on_a_persons_running_jobs_is_set_by_the_operator(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        alice = [queued_for(session, "UALICE") for _ in range(3)]
+    with sessions() as session:
+        one = queue.claim(session, owner="w1", lease_seconds=60, per_user=1)
+    assert one is not None and one.job_id == alice[0]
+    with sessions() as session:
+        assert queue.claim(session, owner="w2", lease_seconds=60, per_user=1) is None
+    with reading(sessions) as session:
+        assert not queue.anything_to_claim(session, per_user=1)
+        assert queue.anything_to_claim(session, per_user=3)
+
+
+def test_the_position_shown_counts_only_jobs_really_ahead_in_the_same_workspace(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        for _ in range(5):
+            queued_for(session, "UALICE")
+        for _ in range(3):
+            queued_for(session, "UDAVE", team="T2")  # another workspace: never ahead
+        bob = queued_for(session, "UBOB")
+        carol = queued_for(session, "UCAROL")
+        alice_sixth = queued_for(session, "UALICE")
+        bob_second = queued_for(session, "UBOB")
+
+    def position(job_id: int, user: str) -> int:
+        with reading(sessions) as session:
+            return queue.position(session, job_id, team_id="T1", user_id=user)
+
+    assert position(bob, "UBOB") == 1  # one of Alice's goes first, not all five
+    assert position(carol, "UCAROL") == 2  # one of Alice's, and Bob's
+    assert position(alice_sixth, "UALICE") == 5 + 1 + 1  # her own five, then Bob's and Carol's turns
+    assert position(bob_second, "UBOB") == 2 + 1 + 1  # Alice's first two, his own first, Carol's

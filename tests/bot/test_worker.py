@@ -182,7 +182,8 @@ def test_a_claim_wakes_another_worker_so_a_backlog_is_taken_at_once(stand_ins: I
         world.slack.wait_for(lambda: pool.idle() == 3, timeout=20)  # each looked once and found nothing
         with world.gemini.hold() as held:
             # This process's intake would wake the pool; nothing does here.
-            jobs = [world.command(f"a {colour} kite") for colour in ("red", "blue", "green")]
+            # Three people's: one person may have two running (BANANA_USER_CONCURRENCY).
+            jobs = [world.command(f"a {c} kite", user=f"U{c.upper()}") for c in ("red", "blue", "green")]
             pool.wake()  # as the poll would, once
             held.wait_for_call(3, timeout=20)
             states = [world.job(job_id).state for job_id in jobs]

@@ -94,8 +94,13 @@ def test_two_web_and_two_worker_processes_run_each_job_once_and_each_thread_in_o
 ) -> None:
     stack = pg_stack
     stack.gemini.latency_s = 0
-    webs = [stack.start_app(command="serve", BANANA_WORKERS="0") for _ in range(2)]
-    workers = [stack.start_app(command="worker", BANANA_WORKERS="4") for _ in range(2)]
+    # Two people send all 200 requests here: the default limits (50 images a day each) would refuse most,
+    # and their cap on running jobs (2 each) would leave most of the eight workers idle. This is about
+    # processes, not limits or fairness.
+    webs = [stack.start_app(command="serve", BANANA_WORKERS="0", BANANA_LIMITS="off") for _ in range(2)]
+    workers = [
+        stack.start_app(command="worker", BANANA_WORKERS="4", BANANA_USER_CONCURRENCY="8") for _ in range(2)
+    ]
     for worker in workers:
         worker.wait_for_log("4 workers started")
     bot = stack.slack.bot_user_id

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app import build_bolt
 from bot.models import Job
+from bot.reports import Reports
 from bot.settings import Settings
 from handlers.web import wsgi_app
 from tests.bot.stack import CHANNEL, InProcess
@@ -26,7 +27,8 @@ def served(stand_ins: InProcess) -> Iterator[InProcess]:
         slack_signing_secret=slack.signing_secret,
         slack_api_url=slack.api_url,
     )
-    bolt = build_bolt(settings, stand_ins.intake())
+    reports = Reports(sessions=stand_ins.sessions, limits=settings.limits, prices=settings.prices)
+    bolt = build_bolt(settings, stand_ins.intake(), reports)
     app = wsgi_app(bolt, healthy=lambda: True, signing_secret=slack.signing_secret)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

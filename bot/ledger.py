@@ -1,0 +1,172 @@
+"""The cost ledger: one ``Charge`` row per call sent to Gemini, priced from the price table.
+
+A call that brought the answer is recorded in the transaction that stores the answer (``charge``), so an
+answer is never stored without its charge, nor charged twice by a re-run that finds it stored. Calls that
+brought no answer are recorded on their own, as they happen.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from bot.answer import Billed, CallOutcome
+from bot.limits import PERIODS, Period, Scope, Tally, period_start
+from bot.models import Charge, Conversation, Job, utcnow
+from bot.prices import PriceTable, Usage
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Whose request a call was made for, and where."""
+
+    team_id: str
+    user_id: str
+    channel_id: str
+    job_id: int | None
+    model_id: str
+    image_size: str | None
+
+
+def charge_row(
+    prices: PriceTable,
+    payer: Payer,
+    *,
+    outcome: CallOutcome,
+    billed: Billed,
+    usage: Mapping[str, Any],
+    model_version: str | None,
+) -> dict[str, Any]:
+    """The ledger row of one call (pure). Priced by the model that answered; a call that may have been
+    billed ("maybe": no answer was read) is counted at the estimate of one image, as are its images."""
+    tokens = Usage.of(usage)
+    priced_as, price = prices.lookup(model_version, payer.model_id)
+    if billed == "maybe":
+        cost = prices.estimate(priced_as, payer.image_size)
+    elif billed == "no":
+        cost = 0
+    elif tokens.empty:  # an image without usageMetadata: the size's price
+        cost = price.cost(Usage(image=price.tokens_per_image(payer.image_size)))
+    else:
+        cost = price.cost(tokens)
+    return {
+        "team_id": payer.team_id,
+        "user_id": payer.user_id,
+        "channel_id": payer.channel_id,
+        "job_id": payer.job_id,
+        "model_requested": payer.model_id,
+        "model_version": model_version,
+        "priced_as": priced_as,
+        "image_size": payer.image_size,
+        "outcome": outcome,
+        "billed": billed,
+        "images": 1 if outcome == "image" or billed == "maybe" else 0,
+        "prompt_tokens": tokens.prompt,
+        "image_tokens": tokens.image,
+        "text_tokens": tokens.text,
+        "thinking_tokens": tokens.thinking,
+        "cost_micros": cost,
+        "at": utcnow(),
+    }
+
+
+_NEW_CHARGE = insert(Charge)
+
+
+def charge(session: Session, row: Mapping[str, Any]) -> None:
+    session.connection().execute(_NEW_CHARGE, dict(row))
+
+
+def used(
+    session: Session, *, team_id: str, user_id: str, channel_id: str, now: datetime, prices: PriceTable
+) -> dict[tuple[Scope, Period], Tally]:
+    """What this person, this channel and this workspace have used today and this month: the ledger's
+    rows, plus the estimate of every request queued or running that has no answer yet (it will be
+    charged; two requests sent together must not both fit under the last image of a limit)."""
+    day, month = period_start("day", now), period_start("month", now)
+    mine, here, today = Charge.user_id == user_id, Charge.channel_id == channel_id, Charge.at >= day
+    charged = session.execute(
+        select(
+            mine.label("mine"),
+            here.label("here"),
+            today.label("today"),
+            func.coalesce(func.sum(Charge.images), 0),
+            func.coalesce(func.sum(Charge.cost_micros), 0),
+        )
+        .where(Charge.team_id == team_id, Charge.at >= month)
+        .group_by(mine, here, today)
+    ).all()
+    pending = session.execute(
+        select(Job.requested_by, Conversation.channel_id, Job.model_id, Job.image_size)
+        .join(Conversation, Conversation.id == Job.conversation_id)
+        .where(Job.team_id == team_id, Job.state.in_(("queued", "running")), Job.result_turn_id.is_(None))
+    ).all()
+    tallies: dict[tuple[Scope, Period], Tally] = defaultdict(Tally)
+
+    def add(tally: Tally, *, is_mine: bool, is_here: bool, is_today: bool) -> None:
+        for period in PERIODS:
+            if period == "day" and not is_today:
+                continue
+            tallies["workspace", period] += tally
+            if is_mine:
+                tallies["user", period] += tally
+            if is_here:
+                tallies["channel", period] += tally
+
+    for is_mine, is_here, is_today, images, micros in charged:
+        add(
+            Tally(int(images), int(micros)),
+            is_mine=bool(is_mine),
+            is_here=bool(is_here),
+            is_today=bool(is_today),
+        )
+    for requested_by, channel, model_id, image_size in pending:
+        tally = Tally(1, prices.estimate(model_id, image_size))
+        add(tally, is_mine=requested_by == user_id, is_here=channel == channel_id, is_today=True)
+    return dict(tallies)
+
+
+def spent(session: Session, *, team_id: str, since: datetime, user_id: str | None = None) -> Tally:
+    """Images and micro-dollars charged in the workspace (or to one person) since ``since``."""
+    query = select(func.coalesce(func.sum(Charge.images), 0), func.coalesce(func.sum(Charge.cost_micros), 0))
+    query = query.where(Charge.team_id == team_id, Charge.at >= since)
+    if user_id is not None:
+        query = query.where(Charge.user_id == user_id)
+    images, micros = session.execute(query).one()
+    return Tally(int(images), int(micros))
+
+
+TopBy = Literal["person", "channel", "model"]
+
+
+def top(session: Session, *, team_id: str, since: datetime, by: TopBy, n: int = 5) -> list[tuple[str, Tally]]:
+    """The ``n`` people, channels or models (the one that answered) that cost most since ``since``."""
+    key = {
+        "person": Charge.user_id,
+        "channel": Charge.channel_id,
+        "model": func.coalesce(Charge.model_version, Charge.model_requested),
+    }[by]
+    cost = func.sum(Charge.cost_micros)
+    rows = session.execute(
+        select(key, func.sum(Charge.images), cost)
+        .where(Charge.team_id == team_id, Charge.at >= since)
+        .group_by(key)
+        .order_by(cost.desc(), key)
+        .limit(n)
+    ).all()
+    return [(str(k), Tally(int(images or 0), int(micros or 0))) for k, images, micros in rows]
+
+
+def charges(session: Session, *, team_id: str, since: datetime) -> list[Charge]:
+    """The workspace's ledger rows since ``since``, oldest first."""
+    return list(
+        session.scalars(
+            select(Charge).where(Charge.team_id == team_id, Charge.at >= since).order_by(Charge.at, Charge.id)
+        )
+    )
