@@ -153,6 +153,9 @@ class Job(Base):
 
 Index("ix_job_claim", Job.state, Job.not_before, Job.id)
 Index("ix_job_conversation", Job.conversation_id, Job.id)
+# Fair turns (``queue._claimable``): a requester's running jobs, and when they were last served.
+Index("ix_job_requester_state", Job.team_id, Job.requested_by, Job.state)
+Index("ix_job_requester_started", Job.team_id, Job.requested_by, Job.started_at)
 Index("ix_turn_conversation", Turn.conversation_id, Turn.seq)
 
 
