@@ -33,6 +33,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from bot.cards import Cards
 from bot.catalog import Catalog
 from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
 from bot.errors import ConfigError, StartupError
@@ -57,6 +58,7 @@ class Runtime:
     pool: WorkerPool
     intake: Intake
     reports: Reports
+    cards: Cards
     http: httpx.Client
 
 
@@ -111,10 +113,13 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         prices=settings.prices,
         admins=settings.admins,
     )
-    return Runtime(settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, http=http)
+    cards = Cards(sessions=listener_sessions(engine))
+    return Runtime(
+        settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, cards=cards, http=http
+    )
 
 
-def build_bolt(settings: Settings, intake: Intake, reports: Reports) -> App:
+def build_bolt(settings: Settings, intake: Intake, reports: Reports, cards: Cards) -> App:
     # Listeners run inside the request (process_before_response): the job is committed before Slack gets
     # its 200, so an acknowledged event is never lost. They only write a few rows, well within 3 s.
     client = WebClient(
@@ -133,7 +138,7 @@ def build_bolt(settings: Settings, intake: Intake, reports: Reports) -> App:
         # log every request and Socket Mode payload; this one is held at WARNING by configure_logging.
         logger=logging.getLogger("slack_bolt"),
     )
-    register_all(app, Deps(intake=intake, reports=reports, after_ack=_after_ack))
+    register_all(app, Deps(intake=intake, reports=reports, cards=cards, after_ack=_after_ack))
     return app
 
 
@@ -172,7 +177,7 @@ def serve(settings: Settings) -> None:
     before the workers start, so a process that can't serve stops at once with one line."""
     runtime = build_runtime(settings, workers=settings.workers)
     with _quiet_libraries():  # their own lines about a refused token would come before ours
-        bolt = build_bolt(settings, runtime.intake, runtime.reports)
+        bolt = build_bolt(settings, runtime.intake, runtime.reports, runtime.cards)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -82,10 +82,15 @@ def pct(values: Sequence[float], p: float) -> float:
 
 
 def timed_commands(slack: FakeSlack, url: str, bursts: Sequence[Sequence[str]]) -> list[float]:
-    """Ack times of ``/banana`` bursts (each text in its own channel, a burst's commands sent at once),
-    timed by ``burst_client.py`` in a process of its own, where the stand-ins' work can't delay them."""
+    """Ack times of ``/banana`` bursts (each text from its own person in its own channel, a burst's commands
+    sent at once), timed by ``burst_client.py`` in a process of its own, where the stand-ins' work can't
+    delay them. Twenty people at once: one person's own burst is checked against their limits one request
+    at a time, by design (``db.lock_requester``)."""
     requests = [
-        [slack.command_request(text, channel_id=f"CB{i:03d}") for i, text in enumerate(burst)]
+        [
+            slack.command_request(text, channel_id=f"CB{i:03d}", user_id=f"UB{i:03d}")
+            for i, text in enumerate(burst)
+        ]
         for burst in bursts
     ]
     job = {

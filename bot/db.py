@@ -132,12 +132,15 @@ def is_postgresql(sessions: sessionmaker[Session]) -> bool:
     return bind is not None and bind.dialect.name == "postgresql"
 
 
-def lock_workspace(session: Session, team_id: str) -> None:
-    """Until this transaction ends, this workspace's other limit checks wait (PostgreSQL: an advisory lock
-    on the workspace): two requests sent together can't both fit under the last image of a limit. On
-    SQLite the write lock taken at BEGIN IMMEDIATE already serialises them."""
+def lock_requester(session: Session, team_id: str, user_id: str) -> None:
+    """Until this transaction ends, this person's other limit checks wait (PostgreSQL: an advisory lock on
+    the person): nobody gets past their own limit by sending many requests at once. Different people are
+    checked side by side (a workspace-wide lock made every ack of a busy workspace wait in line: 1.2 s at
+    p99 under load), so a channel or workspace limit can be passed by the requests that arrive at the same
+    instant, a few cents each. On SQLite the write lock taken at BEGIN IMMEDIATE serialises all of them."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"banana-limits:{team_id}"))))
+        key = f"banana-limits:{team_id}:{user_id}"
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
 
 
 class WriteTurns:

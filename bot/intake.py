@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import ledger, messages, queue, store
 from bot.catalog import Catalog, Model, family_of
-from bot.db import autocommit, is_postgresql, lock_workspace
+from bot.db import autocommit, is_postgresql, lock_requester
 from bot.errors import OptionError
 from bot.limits import Limit, Tally, first_exceeded, period_end, until
 from bot.models import Conversation, utcnow
@@ -75,9 +75,9 @@ class Intake:
         self.limits = limits
         self.prices = prices or load_prices()
         self.admins = admins
-        # A new /banana is one statement on PostgreSQL: under load every round trip waits for the CPU.
-        # Limits need a check inside the transaction first, so with limits it takes the common path.
-        self._at_once = is_postgresql(sessions) and not limits
+        # On PostgreSQL a new /banana's inserts are one statement: under load every round trip waits for the
+        # CPU. Without limits that statement commits on its own; with them it follows the check.
+        self._at_once = is_postgresql(sessions)
 
     def command(self, command: Command) -> Outcome:
         """``/banana``: the reply is the private acknowledgement. The job exists before this returns."""
@@ -96,7 +96,7 @@ class Intake:
             markup=True,
             response_url=command.response_url,
         )
-        if self._at_once:
+        if self._at_once and not self.limits:  # nothing to check first: one statement, committing alone
             with autocommit(self._sessions) as session:
                 job_id, ahead = self._start_at_once(session, request, turn)
         else:
@@ -104,8 +104,11 @@ class Intake:
                 refusal = self._over_limit(session, request, turn)
                 if refusal:
                     return Outcome(reply=refusal)
-                job_id = self._accept(session, None, request, turn)
-                ahead = queue.position(session, job_id, team_id=turn.team_id, user_id=turn.user_id)
+                if self._at_once:  # the inserts and the position in one round trip, under the check's lock
+                    job_id, ahead = self._start_at_once(session, request, turn)
+                else:
+                    job_id = self._accept(session, None, request, turn)
+                    ahead = queue.position(session, job_id, team_id=turn.team_id, user_id=turn.user_id)
         self._on_enqueued()
         return Outcome(job_id=job_id, reply=messages.queued(ahead))
 
@@ -186,10 +189,10 @@ class Intake:
 
     def _over_limit(self, session: Session, request: Request, turn: NewTurn) -> str | None:
         """Why ``request`` can't be queued under the limits (what to tell the person), or None. Checked
-        inside the transaction that would queue it, with the workspace's other checks waiting."""
+        inside the transaction that would queue it, with this person's other checks waiting."""
         if not self.limits:
             return None
-        lock_workspace(session, turn.team_id)
+        lock_requester(session, turn.team_id, turn.user_id)
         now = utcnow()
         used = ledger.used(
             session,

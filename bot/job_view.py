@@ -36,6 +36,7 @@ class JobView:
     status_ts: str | None
     result_turn_id: int | None
     upload_file_id: str | None
+    card_ts: str | None
     queued_at: float  # epoch seconds: earlier runs' posts can only be newer than this
 
     @property
@@ -83,5 +84,6 @@ class JobView:
             status_ts=job.status_ts,
             result_turn_id=job.result_turn_id,
             upload_file_id=job.upload_file_id,
+            card_ts=job.card_ts,
             queued_at=job.created_at.replace(tzinfo=UTC).timestamp(),
         )

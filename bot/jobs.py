@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import history, ledger, messages, mrkdwn, notify, queue, store
 from bot.answer import Answer, SentCall
+from bot.blocks import result_card
 from bot.catalog import family_of
 from bot.db import reading
 from bot.errors import (
@@ -101,6 +102,7 @@ class JobRunner:
             self._ensure_references,
             self._ensure_answer,
             self._deliver,
+            self._ensure_card,
         )
         try:
             if lease.attempt > MAX_ATTEMPTS:
@@ -205,7 +207,15 @@ class JobRunner:
         return replace(view, status_ts=ts)
 
     @staticmethod
-    def _post_once(view: JobView, slack: SlackGateway, text: str, *, kind: str, thread_ts: str | None) -> str:
+    def _post_once(
+        view: JobView,
+        slack: SlackGateway,
+        text: str,
+        *,
+        kind: str,
+        thread_ts: str | None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> str:
         """The job's root or status message, marked with the job. A later try of the job looks for the
         mark first (from a few minutes before the job was queued: hosts' clocks differ a little)."""
         retry = view.lease.attempt > 1
@@ -215,6 +225,7 @@ class JobRunner:
             thread_ts=thread_ts,
             marker={"job_id": view.job_id, "kind": kind},
             look_back_to=view.queued_at - 300 if retry else None,
+            blocks=blocks,
         )
 
     def _ensure_references(self, view: JobView, slack: SlackGateway) -> JobView:
@@ -267,7 +278,7 @@ class JobRunner:
             started = time.monotonic()
             charge_call = partial(self._charge_call, view)
             with self._gemini.answer(view.model_id, body, on_retry=show_retry, on_call=charge_call) as answer:
-                stored = self._store_answer(view, answer, time.monotonic() - started)
+                stored = self._store_answer(view, answer, time.monotonic() - started, sent=_sent(contents))
             return replace(view, result_turn_id=stored)
         finally:
             with self._lock:
@@ -290,11 +301,11 @@ class JobRunner:
         except OperationalError:
             log.error("job %s: could not record a Gemini call in the ledger: %s", view.job_id, row)
 
-    def _store_answer(self, view: JobView, answer: Answer, elapsed: float) -> int:
+    def _store_answer(self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int]) -> int:
         """The answer is paid for: a database blip now must not throw it away (a re-run would pay again)."""
         for wait in SAVE_RETRY_WAITS:
             try:
-                return self._save_answer(view, answer, elapsed)
+                return self._save_answer(view, answer, elapsed, sent=sent)
             except OperationalError:
                 if wait is None:
                     raise
@@ -304,7 +315,7 @@ class JobRunner:
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _save_answer(self, view: JobView, answer: Answer, elapsed: float) -> int:
+    def _save_answer(self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int]) -> int:
         turn_ids: list[int] = []
         charge = ledger.charge_row(
             self._prices,
@@ -332,6 +343,7 @@ class JobRunner:
                 usage=answer.usage,
                 gemini_seconds=elapsed,
                 model_version=answer.model_version,
+                sent=sent,
             )
 
         self._record(save)
@@ -360,6 +372,24 @@ class JobRunner:
         if slack.wait_until_shared(file_id, channel) is None:
             raise SlackUnavailable("file_not_shared", method="files.completeUploadExternal")
         return replace(view, upload_file_id=file_id)
+
+    def _ensure_card(self, view: JobView, slack: SlackGateway) -> JobView:
+        """The result card, once the image shows in the thread (never before: it would sit above it)."""
+        if view.card_ts:
+            return view
+        with reading(self._sessions) as session:
+            number = queue.result_number(session, conversation_id=view.conversation_id, job_id=view.job_id)
+        text, blocks = result_card(
+            job_id=view.job_id,
+            number=number,
+            parent=number - 1 if view.turn_seq > 0 and number > 1 else None,
+            asked_by=slack.user_name(view.requested_by) or view.requested_by,
+            instruction=history.first_text(view.parts) or "",
+            summary=view.summary,
+        )
+        ts = self._post_once(view, slack, text, kind="card", thread_ts=view.thread_ts, blocks=blocks)
+        self._record(lambda s: queue.record_card(s, view.lease, ts))
+        return replace(view, card_ts=ts)
 
     def _upload(self, view: JobView, slack: SlackGateway) -> str:
         """Upload the result and ask for its share; the image's bytes are in hand only in here."""
@@ -464,3 +494,9 @@ def _payer(view: JobView) -> ledger.Payer:
         model_id=view.model_id,
         image_size=view.image_size,
     )
+
+
+def _sent(contents: list[dict[str, Any]]) -> tuple[int, int]:
+    """The turns a request carries, and the images among their parts."""
+    images = sum(1 for turn in contents for part in turn.get("parts") or [] if "inlineData" in part)
+    return len(contents), images

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.answer import Billed, CallOutcome
@@ -83,30 +83,51 @@ def charge(session: Session, row: Mapping[str, Any]) -> None:
     session.connection().execute(_NEW_CHARGE, dict(row))
 
 
+# The two sums ``used`` reads, built once (building them cost more than running them): the ledger's rows of
+# the month by (this person, this channel, today), and the requests still without an answer by (this person,
+# this channel, model, size).
+_USER, _CHANNEL = bindparam("user_id", type_=String), bindparam("channel_id", type_=String)
+_MINE, _HERE, _TODAY = Charge.user_id == _USER, Charge.channel_id == _CHANNEL, Charge.at >= bindparam("day")
+_CHARGED = (
+    select(
+        _MINE.label("mine"),
+        _HERE.label("here"),
+        _TODAY.label("today"),
+        func.coalesce(func.sum(Charge.images), 0),
+        func.coalesce(func.sum(Charge.cost_micros), 0),
+    )
+    .where(Charge.team_id == bindparam("team_id"), Charge.at >= bindparam("month"))
+    .group_by(_MINE, _HERE, _TODAY)
+)
+_ASKER, _PLACE = Job.requested_by == _USER, Conversation.channel_id == _CHANNEL
+_PENDING = (
+    select(_ASKER, _PLACE, Job.model_id, Job.image_size, func.count())
+    .join(Conversation, Conversation.id == Job.conversation_id)
+    .where(
+        Job.team_id == bindparam("team_id"),
+        Job.state.in_(("queued", "running")),
+        Job.result_turn_id.is_(None),
+    )
+    .group_by(_ASKER, _PLACE, Job.model_id, Job.image_size)
+)
+
+
 def used(
     session: Session, *, team_id: str, user_id: str, channel_id: str, now: datetime, prices: PriceTable
 ) -> dict[tuple[Scope, Period], Tally]:
     """What this person, this channel and this workspace have used today and this month: the ledger's
     rows, plus the estimate of every request queued or running that has no answer yet (it will be
     charged; two requests sent together must not both fit under the last image of a limit)."""
-    day, month = period_start("day", now), period_start("month", now)
-    mine, here, today = Charge.user_id == user_id, Charge.channel_id == channel_id, Charge.at >= day
-    charged = session.execute(
-        select(
-            mine.label("mine"),
-            here.label("here"),
-            today.label("today"),
-            func.coalesce(func.sum(Charge.images), 0),
-            func.coalesce(func.sum(Charge.cost_micros), 0),
-        )
-        .where(Charge.team_id == team_id, Charge.at >= month)
-        .group_by(mine, here, today)
-    ).all()
-    pending = session.execute(
-        select(Job.requested_by, Conversation.channel_id, Job.model_id, Job.image_size)
-        .join(Conversation, Conversation.id == Job.conversation_id)
-        .where(Job.team_id == team_id, Job.state.in_(("queued", "running")), Job.result_turn_id.is_(None))
-    ).all()
+    values = {
+        "team_id": team_id,
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "day": period_start("day", now),
+        "month": period_start("month", now),
+    }
+    connection = session.connection()
+    charged = connection.execute(_CHARGED, values).all()
+    pending = connection.execute(_PENDING, values).all()
     tallies: dict[tuple[Scope, Period], Tally] = defaultdict(Tally)
 
     def add(tally: Tally, *, is_mine: bool, is_here: bool, is_today: bool) -> None:
@@ -126,9 +147,9 @@ def used(
             is_here=bool(is_here),
             is_today=bool(is_today),
         )
-    for requested_by, channel, model_id, image_size in pending:
-        tally = Tally(1, prices.estimate(model_id, image_size))
-        add(tally, is_mine=requested_by == user_id, is_here=channel == channel_id, is_today=True)
+    for is_mine, is_here, model_id, image_size, count in pending:  # grouped: a few rows, whatever the queue
+        tally = Tally(int(count), prices.estimate(model_id, image_size, images=int(count)))
+        add(tally, is_mine=bool(is_mine), is_here=bool(is_here), is_today=True)
     return dict(tallies)
 
 

@@ -22,7 +22,7 @@ from bot.errors import (
 )
 from bot.limits import Limit, Tally
 from bot.mrkdwn import escape, mention, quote
-from bot.prices import dollars
+from bot.prices import Usage, dollars
 
 _REFUSALS = {
     "IMAGE_SAFETY": "Gemini blocked the image because it may break Google's safety rules",
@@ -176,6 +176,45 @@ def workspace_report(
 
 def csv_comment(month: str, rows: int) -> str:
     return f"🍌 The ledger for {month}: {rows} Gemini call{'' if rows == 1 else 's'}, one line each."
+
+
+RESULT_GONE = (
+    "That result is no longer here: its request was deleted (or the button isn't from this workspace)."
+)
+
+
+def result_settings(
+    *,
+    model_id: str,
+    model_version: str | None,
+    aspect_ratio: str | None,
+    image_size: str | None,
+    sent_turns: int | None,
+    sent_images: int | None,
+    usage: Usage | None,
+    cost_micros: int | None,
+    calls: int,
+) -> str:
+    """ "View settings" on a result card: the exact request, privately."""
+    answered = (
+        f" (answered by `{escape(model_version)}`)" if model_version and model_version != model_id else ""
+    )
+    lines = [
+        "*The request behind this result*",
+        f"• Model: `{escape(model_id)}`{answered}",
+        f"• Aspect ratio: {escape(aspect_ratio) if aspect_ratio else 'chosen by Gemini'}"
+        f" · Size: {escape(image_size) if image_size else 'the model’s default'}",
+    ]
+    if sent_turns is not None:
+        images = f", {sent_images} image{'' if sent_images == 1 else 's'} among them" if sent_images else ""
+        lines.append(f"• Sent: {sent_turns} turn{'' if sent_turns == 1 else 's'} of the thread{images}")
+    if usage is not None:
+        out = f"{usage.image} image, {usage.text} text and {usage.thinking} thinking"
+        lines.append(f"• Tokens: {usage.prompt} in; {out} out")
+    if cost_micros is not None:
+        tries = f" over {calls} calls" if calls > 1 else ""
+        lines.append(f"• Cost: {dollars(cost_micros)}{tries}")
+    return "\n".join(lines)
 
 
 def queued(position: int) -> str:

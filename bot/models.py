@@ -142,6 +142,10 @@ class Job(Base):
     status_ts: Mapped[str | None] = mapped_column(String(32))
     result_turn_id: Mapped[int | None] = mapped_column(ForeignKey("turn.id", ondelete="SET NULL"))
     upload_file_id: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32))  # the result card under the image, once posted
+    # What the request sent Gemini: the conversation's turns and the images among them ("View settings").
+    sent_turns: Mapped[int | None] = mapped_column(Integer)
+    sent_images: Mapped[int | None] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -244,8 +244,10 @@ def record_answer(
     usage: dict[str, Any],
     gemini_seconds: float,
     model_version: str | None,
+    sent: tuple[int, int] = (0, 0),
 ) -> bool:
-    """Gemini's answer is stored (``result_turn_id``): it is paid for, and never asked for again."""
+    """Gemini's answer is stored (``result_turn_id``): it is paid for, and never asked for again.
+    ``sent``: the turns and the images the request carried."""
     return _update_job(
         session,
         lease,
@@ -253,7 +255,23 @@ def record_answer(
         usage=usage,
         gemini_seconds=gemini_seconds,
         model_version=model_version,
+        sent_turns=sent[0],
+        sent_images=sent[1],
     )
+
+
+def record_card(session: Session, lease: Lease, card_ts: str) -> bool:
+    """The result card was posted under the image."""
+    return _update_job(session, lease, card_ts=card_ts)
+
+
+def result_number(session: Session, *, conversation_id: int, job_id: int) -> int:
+    """Which result of its conversation this job's is: 1 for the first answer stored, and so on."""
+    count = select(func.count()).select_from(Job)
+    count = count.where(
+        Job.conversation_id == conversation_id, Job.result_turn_id.is_not(None), Job.id <= job_id
+    )
+    return int(session.scalar(count) or 0)
 
 
 def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:

@@ -160,14 +160,25 @@ class SlackGateway:
     # --- messages --------------------------------------------------------------------------------------
 
     def post(
-        self, channel: str, text: str, *, thread_ts: str | None = None, marker: dict[str, Any] | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        marker: dict[str, Any] | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> str:
         """``marker``: message metadata (``POST_MARKER``) that ``find_marked`` can look for, when the
         answer to this post may be lost after Slack made it."""
         metadata = {"event_type": POST_MARKER, "event_payload": marker} if marker else None
         with _slack_call("chat.postMessage"):
             response = self.client.chat_postMessage(
-                channel=channel, text=text, thread_ts=thread_ts, unfurl_links=False, metadata=metadata
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                metadata=metadata,
             )
         return str(response["ts"])
 
@@ -179,6 +190,7 @@ class SlackGateway:
         thread_ts: str | None,
         marker: dict[str, Any],
         look_back_to: float | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> str:
         """Post a message marked with ``marker``. ``look_back_to`` (epoch seconds): an earlier try may have
         made this post and lost Slack's answer (a 5xx after Slack acted, a dropped connection) or died
@@ -188,7 +200,7 @@ class SlackGateway:
             if found:
                 log.info("found the %s an earlier try posted", marker)
                 return found
-        return self.post(channel, text, thread_ts=thread_ts, marker=marker)
+        return self.post(channel, text, thread_ts=thread_ts, marker=marker, blocks=blocks)
 
     def find_marked(
         self, channel: str, marker: dict[str, Any], *, thread_ts: str | None = None, since: float = 0.0

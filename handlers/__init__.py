@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 
+from bot.cards import Cards
 from bot.intake import Intake
 from bot.reports import Reports
-from handlers import commands, errors, events, middleware, shortcuts
+from handlers import actions, commands, errors, events, middleware, shortcuts
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Deps:
 
     intake: Intake
     reports: Reports
+    cards: Cards
     after_ack: Callable[[Callable[[], object]], None]
 
 
@@ -29,4 +31,5 @@ def register_all(app: App, deps: Deps) -> None:
     commands.register(app, deps)
     events.register(app, deps)
     shortcuts.register(app, deps)
+    actions.register(app, deps)
     errors.register(app)

@@ -1,21 +1,24 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import ledger
 from bot.catalog import Catalog
+from bot.db import lock_requester
 from bot.intake import Intake, Outcome
 from bot.ledger import Payer, charge_row
 from bot.limits import parse_limits
 from bot.models import Conversation, Job, Turn, utcnow
 from bot.payloads import Command, EditSubmission, EditTarget
 from bot.prices import load_prices
-from tests.bot.helpers import BOT, parsed
+from tests.bot.helpers import BOT, add_job, new_conversation, parsed
+from tests.bot.test_db import wait_until
 
 
 def jobs(sessions: sessionmaker[Session]) -> int:
@@ -188,3 +191,41 @@ def test_limits_count_the_ledger_and_the_queued_requests_of_the_person_channel_a
     assert over_month.job_id is None and "`channel/month=$0.2`" in str(over_month.reply)
     assert command("a kite", user="UDAVE", channel="C3").job_id is not None
     assert jobs(sessions) == 3
+
+
+def test_a_persons_requests_are_checked_one_at_a_time_so_two_at_once_cant_both_fit(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """PostgreSQL: while one of Alice's requests is between its check and its commit, her next one waits
+    for it (an advisory lock on her), then counts it. (SQLite's write lock serialises every write.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the write lock taken at BEGIN IMMEDIATE already serialises the checks")
+    intake = Intake(
+        sessions=sessions,
+        catalog=Catalog(),
+        default_model="nano-banana-2.1",
+        limits=parse_limits("user/day=1"),
+    )
+
+    def command(text: str) -> Outcome:
+        return intake.command(
+            Command(team_id="T1", channel_id="C1", user_id="UALICE", text=text, response_url=None)
+        )
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with sessions.begin() as first:  # Alice's first request: checked, queued, not yet committed
+            lock_requester(first, "T1", "UALICE")
+            add_job(first, new_conversation(first, team="T1"), user="UALICE")
+            second = pool.submit(command, "a blue kite")
+            wait_until(lambda: waiting_advisory_locks(engine) == 1)  # the second waits for the first
+            assert not second.done()
+        assert "`user/day=1`" in str(second.result(timeout=10).reply)  # and then counts it
+    assert jobs(sessions) == 1
+
+
+def waiting_advisory_locks(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+            or 0
+        )

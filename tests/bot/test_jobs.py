@@ -43,7 +43,8 @@ def test_a_run_after_slack_turned_it_away_repeats_only_the_slack_step(stand_ins:
     assert world.job(job_id).state == "done"
     assert len(world.gemini.requests) == 1  # Gemini was not paid twice
     assert len(roots(world)) == 1 and len(world.slack.uploads) == 1
-    assert len(world.slack.calls_to("chat.postMessage")) == 2  # the root and one status message
+    # The root, one status message and the result card.
+    assert len(world.slack.calls_to("chat.postMessage")) == 3
 
 
 def test_when_the_retries_are_used_up_the_person_is_told(stand_ins: InProcess) -> None:

@@ -8,11 +8,13 @@ import os
 import runpy
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import time_machine
 
 if __name__ == "__main__":
     _python, app, *args = sys.argv[1:]
     sys.argv = [app, *args]
+    sys.path.insert(0, str(Path(app).resolve().parent))  # the app's own tree, as `python app.py` has it
     with time_machine.travel(datetime.fromisoformat(os.environ["CLOCK_AT"]), tick=True):
         runpy.run_path(app, run_name="__main__")

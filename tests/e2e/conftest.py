@@ -93,6 +93,11 @@ class Stack:
         """Every job row, read straight from the app's database, by id."""
         return job_rows(self.env["DATABASE_URL"])
 
+    def settled(self, timeout: float = 30.0) -> None:
+        """Until every job has ended (done or failed): a job's last post (its result card) comes after its
+        image, so a case that waited for the image alone could see it land in the next case."""
+        self.slack.wait_for(lambda: all(j.state in ("done", "failed") for j in self.jobs()), timeout=timeout)
+
     def wait_for_jobs(self, done: Callable[[list[Job]], bool], timeout: float = 30.0) -> list[Job]:
         """The job rows, once ``done(rows)`` holds for them (re-read whenever the stand-ins record
         something, and every 50 ms)."""

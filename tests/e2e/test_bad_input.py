@@ -47,6 +47,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def app(shared: Stack) -> Iterator[Stack]:
     yield shared
+    shared.settled()
     assert shared.app.process is not None and shared.app.process.poll() is None, "the app died"
     assert " crashed" not in shared.logs(), shared.logs()[-4000:]
 

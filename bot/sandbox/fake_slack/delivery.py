@@ -161,6 +161,48 @@ class Deliveries(SocketMode):
             "interactive", payload, body, "application/x-www-form-urlencoded", accepts_response_payload=True
         )
 
+    def press(self, message: dict[str, Any], text: str, *, user: str = "UALICE") -> Delivery:
+        """A person clicks the button whose visible text starts with ``text`` in ``message`` (as the bot
+        posted it, ``messages``): a ``block_actions`` payload shaped like Slack's, built from the blocks
+        themselves, signed and delivered."""
+        for block in message.get("blocks") or []:
+            for element in block.get("elements") or []:
+                if element.get("type") != "button":
+                    continue
+                if str(element["text"]["text"]).startswith(text):
+                    action = {
+                        "type": "button",
+                        "action_id": element["action_id"],
+                        "block_id": block.get("block_id", ""),
+                        "text": element["text"],
+                        "value": element.get("value"),
+                        "action_ts": f"{time.time():.6f}",
+                    }
+                    channel = str(message["channel"])
+                    payload = {
+                        "type": "block_actions",
+                        "user": {"id": user, "username": self._user_name(user), "team_id": self.team_id},
+                        "api_app_id": self.api_app_id,
+                        "token": self.verification_token,
+                        "container": {
+                            "type": "message",
+                            "message_ts": message["ts"],
+                            "channel_id": channel,
+                            "is_ephemeral": False,
+                            "thread_ts": message.get("thread_ts"),
+                        },
+                        "trigger_id": self.new_trigger_id(),
+                        "team": {"id": self.team_id, "domain": self.team_domain},
+                        "enterprise": None,
+                        "is_enterprise_install": False,
+                        "channel": {"id": channel, "name": self._channel_name(channel, in_command=False)},
+                        "message": {k: v for k, v in message.items() if k != "channel"},
+                        "response_url": self.new_response_url(channel_id=channel, user_id=user),
+                        "actions": [action],
+                    }
+                    return self.send_interactive(payload)
+        raise LookupError(f"no button starting with {text!r} in message {message.get('ts')}")
+
     def send_raw(self, body: bytes, headers: dict[str, str]) -> Delivery:
         """POST ``body`` with exactly ``headers`` to ``request_url`` (HTTP mode only), e.g. bad signatures."""
         if self.request_url is None:
