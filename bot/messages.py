@@ -174,6 +174,15 @@ def workspace_report(
     return "\n".join(lines)
 
 
+def csv_not_sent(error: str) -> str:
+    hint = (
+        " The app needs the `im:write` scope: apply the new manifest and reinstall it."
+        if error == "missing_scope"
+        else ""
+    )
+    return f"I couldn't send you the CSV: Slack answered `{escape(error)}`.{hint}"
+
+
 def csv_comment(month: str, rows: int) -> str:
     return f"🍌 The ledger for {month}: {rows} Gemini call{'' if rows == 1 else 's'}, one line each."
 

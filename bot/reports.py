@@ -115,14 +115,19 @@ class Reports:
             messages.workspace_report(month, total=total, people=people, channels=channels, models=models)
         )
         if kind == "csv":
-            dm = client.conversations_open(users=command.user_id)["channel"]["id"]
-            client.files_upload_v2(
-                channel=dm,
-                content=month_csv(rows),
-                filename=f"banana-usage-{now:%Y-%m}.csv",
-                title=f"Nano Banana usage, {month}",
-                initial_comment=messages.csv_comment(month, len(rows)),
-            )
+            try:
+                dm = client.conversations_open(users=command.user_id)["channel"]["id"]
+                client.files_upload_v2(
+                    channel=dm,
+                    content=month_csv(rows),
+                    filename=f"banana-usage-{now:%Y-%m}.csv",
+                    title=f"Nano Banana usage, {month}",
+                    initial_comment=messages.csv_comment(month, len(rows)),
+                )
+            except SlackApiError as err:
+                error = str(err.response.get("error") or "unknown")
+                log.warning("could not send the usage CSV to %s: %s", command.user_id, error)
+                respond(messages.csv_not_sent(error))
 
     def is_admin(self, user_id: str, client: WebClient) -> bool:
         """In ``BANANA_ADMINS``, or an owner or admin of the workspace (``users.info``)."""

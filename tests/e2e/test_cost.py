@@ -172,3 +172,15 @@ def test_someone_who_is_not_an_admin_is_told_so_and_gets_no_file(app: Stack) -> 
     reply = app.slack.wait_for(lambda: app.slack.responses[responses:])
     assert "Only admins can get the workspace's usage" in str(reply[0].body["text"])
     assert len(app.slack.uploads) == uploads
+
+
+def test_an_admin_is_told_when_the_csv_cant_be_sent(app: Stack) -> None:
+    """An app upgraded without reinstalling lacks ``im:write``: the admin hears why, privately."""
+    app.slack.set_user("UADMIN02", is_owner=True)
+    app.slack.fail("conversations.open", error="missing_scope")
+    before = len(app.slack.responses)
+    app.slack.send_command("usage csv", user_id="UADMIN02")
+    told = app.slack.wait_for(
+        lambda: [r for r in app.slack.responses[before:] if "couldn't send" in str(r.body["text"])]
+    )
+    assert "`missing_scope`" in str(told[0].body["text"]) and "im:write" in str(told[0].body["text"])
