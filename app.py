@@ -98,8 +98,9 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         gemini_wait=settings.gemini_timeout_seconds + 5,
         per_user=settings.user_concurrency,
     )
+    listeners = listener_sessions(engine)  # the ack path: on SQLite its writes go first
     intake = Intake(
-        sessions=listener_sessions(engine),
+        sessions=listeners,
         catalog=Catalog(settings.model_aliases),
         default_model=settings.default_model,
         on_enqueued=pool.wake,
@@ -108,12 +109,12 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         admins=settings.admins,
     )
     reports = Reports(
-        sessions=listener_sessions(engine),
+        sessions=listeners,
         limits=settings.limits,
         prices=settings.prices,
         admins=settings.admins,
     )
-    cards = Cards(sessions=listener_sessions(engine))
+    cards = Cards(sessions=listeners)
     return Runtime(
         settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, cards=cards, http=http
     )

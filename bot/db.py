@@ -132,15 +132,25 @@ def is_postgresql(sessions: sessionmaker[Session]) -> bool:
     return bind is not None and bind.dialect.name == "postgresql"
 
 
-def lock_requester(session: Session, team_id: str, user_id: str) -> None:
-    """Until this transaction ends, this person's other limit checks wait (PostgreSQL: an advisory lock on
-    the person): nobody gets past their own limit by sending many requests at once. Different people are
-    checked side by side (a workspace-wide lock made every ack of a busy workspace wait in line: 1.2 s at
-    p99 under load), so a channel or workspace limit can be passed by the requests that arrive at the same
-    instant, a few cents each. On SQLite the write lock taken at BEGIN IMMEDIATE serialises all of them."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = f"banana-limits:{team_id}:{user_id}"
+def on_postgresql(session: Session) -> bool:
+    """The session's database is PostgreSQL (``is_postgresql`` asks a sessionmaker)."""
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
+def advisory_lock(session: Session, key: str) -> None:
+    """Until this transaction ends, every other transaction that asks for ``key`` waits (PostgreSQL: a
+    transaction-scoped advisory lock). On SQLite nothing: the write lock taken at BEGIN IMMEDIATE already
+    serialises every writer."""
+    if on_postgresql(session):
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+
+
+def lock_requester(session: Session, team_id: str, user_id: str) -> None:
+    """Until this transaction ends, this person's other limit checks wait: nobody gets past their own
+    limit by sending many requests at once. Different people are checked side by side (a workspace-wide
+    lock made every ack of a busy workspace wait in line: 1.2 s at p99 under load), so a channel or
+    workspace limit can be passed by the requests that arrive at the same instant, a few cents each."""
+    advisory_lock(session, f"banana-limits:{team_id}:{user_id}")
 
 
 class WriteTurns:

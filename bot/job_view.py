@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import notify
+from bot import ledger, notify
 from bot.catalog import family_of
 from bot.models import Conversation, Job, Turn
 from bot.queue import Lease
@@ -46,6 +46,18 @@ class JobView:
     @property
     def summary(self) -> str:
         return " · ".join(x for x in (self.model_label, self.aspect_ratio, self.image_size) if x)
+
+    @property
+    def payer(self) -> ledger.Payer:
+        """Whose request the job's Gemini calls are charged to, and where."""
+        return ledger.Payer(
+            team_id=self.team_id,
+            user_id=self.requested_by,
+            channel_id=self.channel_id,
+            job_id=self.job_id,
+            model_id=self.model_id,
+            image_size=self.image_size,
+        )
 
     @property
     def audience(self) -> notify.Audience:

@@ -289,7 +289,7 @@ class JobRunner:
         with the answer, in ``_save_answer``)."""
         row = ledger.charge_row(
             self._prices,
-            _payer(view),
+            view.payer,
             outcome=call.outcome,
             billed=call.billed,
             usage=call.usage,
@@ -319,7 +319,7 @@ class JobRunner:
         turn_ids: list[int] = []
         charge = ledger.charge_row(
             self._prices,
-            _payer(view),
+            view.payer,
             outcome="image",
             billed="yes",
             usage=answer.usage,
@@ -483,17 +483,6 @@ class JobRunner:
             return slack.shared_ts(file_id, view.channel_id) is not None
         except SlackError:
             return False
-
-
-def _payer(view: JobView) -> ledger.Payer:
-    return ledger.Payer(
-        team_id=view.team_id,
-        user_id=view.requested_by,
-        channel_id=view.channel_id,
-        job_id=view.job_id,
-        model_id=view.model_id,
-        image_size=view.image_size,
-    )
 
 
 def _sent(contents: list[dict[str, Any]]) -> tuple[int, int]:

@@ -129,11 +129,16 @@ ADMINS_ONLY = (
 )
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 image``, ``3 images``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def usage_report(today: Tally, month: Tally, standings: list[tuple[Limit, Tally, str]]) -> str:
     """``/banana usage``: your images and spend, and what is left under each limit that applies to you."""
 
     def tally(t: Tally) -> str:
-        return f"{t.images} image{'' if t.images == 1 else 's'}, {dollars(t.micros)}"
+        return f"{counted(t.images, 'image')}, {dollars(t.micros)}"
 
     lines = ["*Your Nano Banana usage* (days and months in UTC)"]
     lines.append(f"• Today: {tally(today)}")
@@ -163,7 +168,7 @@ def workspace_report(
     """The admin's part of ``/banana usage``: the workspace's month, and who, where and what cost most."""
 
     def row(name: str, t: Tally) -> str:
-        return f"{name} {dollars(t.micros)} ({t.images} image{'' if t.images == 1 else 's'})"
+        return f"{name} {dollars(t.micros)} ({counted(t.images, 'image')})"
 
     lines = [f"*This workspace in {month}*: {total.images} images, {dollars(total.micros)}"]
     if people:
@@ -184,7 +189,7 @@ def csv_not_sent(error: str) -> str:
 
 
 def csv_comment(month: str, rows: int) -> str:
-    return f"🍌 The ledger for {month}: {rows} Gemini call{'' if rows == 1 else 's'}, one line each."
+    return f"🍌 The ledger for {month}: {counted(rows, 'Gemini call')}, one line each."
 
 
 RESULT_GONE = (
@@ -215,8 +220,8 @@ def result_settings(
         f" · Size: {escape(image_size) if image_size else 'the model’s default'}",
     ]
     if sent_turns is not None:
-        images = f", {sent_images} image{'' if sent_images == 1 else 's'} among them" if sent_images else ""
-        lines.append(f"• Sent: {sent_turns} turn{'' if sent_turns == 1 else 's'} of the thread{images}")
+        images = f", {counted(sent_images, 'image')} among them" if sent_images else ""
+        lines.append(f"• Sent: {counted(sent_turns, 'turn')} of the thread{images}")
     if usage is not None:
         out = f"{usage.image} image, {usage.text} text and {usage.thinking} thinking"
         lines.append(f"• Tokens: {usage.prompt} in; {out} out")

@@ -22,6 +22,7 @@ from sqlalchemy import DateTime, Select, and_, bindparam, exists, func, or_, sel
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
+from bot.db import advisory_lock, on_postgresql
 from bot.models import Conversation, Job, JobState, Turn, utcnow
 
 UNFINISHED: tuple[JobState, ...] = ("queued", "running")
@@ -31,9 +32,7 @@ def db_now(session: Session) -> Any:
     """Now by the database's clock, as a value for a statement: leases and delays are timed by one clock
     that every host shares, so a worker whose own clock runs ahead can't think a live lease lapsed. On
     SQLite every process runs on one host, so its clock is that host's."""
-    if session.get_bind().dialect.name == "postgresql":
-        return server_now()
-    return utcnow()
+    return server_now() if on_postgresql(session) else utcnow()
 
 
 def server_now() -> Any:
@@ -49,7 +48,6 @@ class Lease:
 
 
 DEFAULT_USER_CONCURRENCY = 2
-_CLAIMS_LOCK = 0x62616E616E61  # "banana": the advisory lock claims take turns on (PostgreSQL)
 
 
 @functools.cache
@@ -123,8 +121,7 @@ def claim(
     """Take the next claimable job (``_claimable``), or None. Commits. On PostgreSQL, claims take turns
     (a transaction-scoped advisory lock), so two workers can't both take a person's last running slot;
     on SQLite the write lock does the same."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(_CLAIMS_LOCK)))
+    advisory_lock(session, "banana-claims")
     job_id = _first_claimable(session, locking=True, per_user=per_user)
     if job_id is None:
         session.rollback()
@@ -267,11 +264,8 @@ def record_card(session: Session, lease: Lease, card_ts: str) -> bool:
 
 def result_number(session: Session, *, conversation_id: int, job_id: int) -> int:
     """Which result of its conversation this job's is: 1 for the first answer stored, and so on."""
-    count = select(func.count()).select_from(Job)
-    count = count.where(
-        Job.conversation_id == conversation_id, Job.result_turn_id.is_not(None), Job.id <= job_id
-    )
-    return int(session.scalar(count) or 0)
+    answered = (Job.conversation_id == conversation_id, Job.result_turn_id.is_not(None), Job.id <= job_id)
+    return int(session.scalar(select(func.count()).select_from(Job).where(*answered)) or 0)
 
 
 def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:

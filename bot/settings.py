@@ -218,6 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         )
     if problems:
         raise ConfigError(problems)
+    assert prices is not None  # read, or its problem raised just above
 
     return Settings(
         slack_bot_token=get("SLACK_BOT_TOKEN") or "",
@@ -236,7 +237,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         shutdown_grace_seconds=grace,
         slack_retry_delays=retry_delays,
         slack_share_timeout_seconds=share_timeout,
-        prices=prices or load_prices(),
+        prices=prices,
         limits=limits,
         admins=admins,
         user_concurrency=int(per_user),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, bindparam, delete, insert, literal, select, update
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot import history, mrkdwn, queue
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
-from bot.db import carried_image
+from bot.db import carried_image, on_postgresql
 from bot.images import ImageInfo, inspect
 from bot.models import Blob, Conversation, Job, SlackEvent, Turn, utcnow
 from bot.options import Request
@@ -33,7 +33,7 @@ def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:
     the same delivery, whose later copies it then recognises too. Of two transactions recording the same
     key at once, the second waits for the first and finds it recorded.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if on_postgresql(session) else sqlite.insert
     statement = (
         insert(SlackEvent)
         .values([{"team_id": team_id, "dedupe_key": key, "received_at": utcnow()} for key in keys])
@@ -278,10 +278,10 @@ def enqueue(
         "aspect_ratio": request.aspect_ratio,
         "image_size": request.image_size,
     }
-    now = queue.db_now(session)  # by the database's clock, like every lease and delay
-    if isinstance(now, datetime):  # SQLite: this host's clock, a value
-        return int(session.connection().execute(_NEW_JOB, {**values, "not_before": now}).scalar_one())
-    return int(session.connection().execute(_NEW_JOB_ON_SERVER_CLOCK, values).scalar_one())
+    # By the database's clock, like every lease and delay (on SQLite, this host's: a value).
+    if on_postgresql(session):
+        return int(session.connection().execute(_NEW_JOB_ON_SERVER_CLOCK, values).scalar_one())
+    return int(session.connection().execute(_NEW_JOB, {**values, "not_before": utcnow()}).scalar_one())
 
 
 def save_blob(session: Session, *, team_id: str, data: bytes, info: ImageInfo) -> Blob:
