@@ -33,7 +33,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from bot.cards import Cards
+from bot.cards import ButtonPrices, Cards
 from bot.catalog import Catalog
 from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
 from bot.errors import ConfigError, StartupError
@@ -81,6 +81,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         api_url=settings.slack_api_url,
         share_timeout=settings.slack_share_timeout_seconds,
     )
+    catalog = Catalog(settings.model_aliases)
     runner = JobRunner(
         sessions=sessions,
         gemini=gemini,
@@ -88,6 +89,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         slack_retry_delays=settings.slack_retry_delays,
         stopping=stopping,
         prices=settings.prices,
+        buttons=ButtonPrices(settings.prices, catalog, settings.variations),
     )
     pool = WorkerPool(
         sessions=sessions,
@@ -101,12 +103,13 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
     listeners = listener_sessions(engine)  # the ack path: on SQLite its writes go first
     intake = Intake(
         sessions=listeners,
-        catalog=Catalog(settings.model_aliases),
+        catalog=catalog,
         default_model=settings.default_model,
         on_enqueued=pool.wake,
         limits=settings.limits,
         prices=settings.prices,
         admins=settings.admins,
+        variations=settings.variations,
     )
     reports = Reports(
         sessions=listeners,
@@ -114,7 +117,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         prices=settings.prices,
         admins=settings.admins,
     )
-    cards = Cards(sessions=listeners)
+    cards = Cards(sessions=listeners, slack=lambda _team_id: gateway, admins=settings.admins)
     return Runtime(
         settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, cards=cards, http=http
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from bot.mrkdwn import escape, quote
+from bot.mrkdwn import escape
 
 EDIT_SHORTCUT = "edit_with_banana"
 EDIT_MODAL = "banana_edit_modal"
@@ -54,35 +55,91 @@ def edit_modal(*, private_metadata: str, image_count: int) -> dict[str, Any]:
 
 
 VIEW_SETTINGS = "banana_view_settings"
+REGENERATE = "banana_regenerate"
+VARIATIONS = "banana_variations"
+FINALIZE = {"banana_finalize_2k": "2K", "banana_finalize_4k": "4K"}  # action id → the size it renders
+DELETE = "banana_delete"
 CARD_INSTRUCTION_CHARS = 280  # the instruction on a card is shortened to this; "View settings" has it whole
 
 
-def button(text: str, action_id: str, value: str) -> dict[str, Any]:
-    return {"type": "button", "text": _text(text), "action_id": action_id, "value": value}
+@dataclass(frozen=True)
+class CardCosts:
+    """What a card's paid buttons make and cost (estimated micro-dollars; None: the price table doesn't
+    know the model). ``finalize``: size → cost."""
+
+    variations: int
+    regenerate: int | None
+    variation_each: int | None
+    finalize: dict[str, int | None]
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": _text(text), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    return element
+
+
+def priced(label: str, images: int, micros: int | None) -> str:
+    """A paid button's text: what it is, how many images, and roughly what they cost."""
+    cost = f" · ~{cents_up(micros * images)}" if micros is not None else ""
+    return f"{label} ×{images}{cost}"
+
+
+def cents_up(micros: int) -> str:
+    """Dollars rounded up to the cent, never below one: a button promises no less than it costs."""
+    cents = max(1, -(-micros // 10_000))
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def _buttons(job_id: int, costs: CardCosts) -> list[dict[str, Any]]:
+    value = str(job_id)
+    confirm = {
+        "title": _text("Delete this result?"),
+        "text": _text("Its image, this card and the stored copy are removed for everyone."),
+        "confirm": _text("Delete"),
+        "deny": _text("Keep it"),
+        "style": "danger",
+    }
+    return [
+        button(priced("Regenerate", 1, costs.regenerate), REGENERATE, value),
+        button(priced("Variations", costs.variations, costs.variation_each), VARIATIONS, value),
+        *(
+            button(priced(f"Finalize {size}", 1, costs.finalize.get(size)), action, value)
+            for action, size in FINALIZE.items()
+        ),
+        button("View settings", VIEW_SETTINGS, value),
+        {**button("Delete", DELETE, value, style="danger"), "confirm": confirm},
+    ]
 
 
 def result_card(
-    *, job_id: int, number: int, parent: int | None, asked_by: str, instruction: str, summary: str
+    *,
+    job_id: int,
+    number: int,
+    origin: str | None,
+    asked_by: str,
+    instruction: str,
+    summary: str,
+    costs: CardCosts,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The card posted under a result once its image shows in the thread: where it came from (who asked,
-    the instruction, model, shape and size, the result it was made from) and its buttons, whose values
-    carry the job's id only (everything else is read from the database when one is pressed). Returns the
-    notification text and the blocks; every text that came from a person is escaped."""
+    the instruction, model, shape and size, the result it was made from: ``origin``) and its buttons,
+    whose values carry the job's id only (everything else is read from the database when one is
+    pressed); the paid ones say what they make and cost (``costs``). Returns the notification text and
+    the blocks; every text that came from a person is escaped."""
     short = (
         instruction
         if len(instruction) <= CARD_INSTRUCTION_CHARS
         else instruction[: CARD_INSTRUCTION_CHARS - 1] + "…"
     )
-    origin = f" · from result {parent}" if parent else ""
-    context = f"🍌 *Result {number}*{origin} · asked by {escape(asked_by)} · {escape(summary)}"
-    blocks: list[dict[str, Any]] = [{"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}]
+    made = f" · {origin}" if origin else ""
+    context = f"🍌 *Result {number}*{made} · asked by {escape(asked_by)} · {escape(summary)}"
+    provenance = [{"type": "mrkdwn", "text": context}]
     if short.strip():
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": quote(short)}})
+        provenance.append({"type": "mrkdwn", "text": f"“{escape(short)}”"})
+    blocks: list[dict[str, Any]] = [{"type": "context", "elements": provenance}]
     blocks.append(
-        {
-            "type": "actions",
-            "block_id": f"banana_result_{job_id}",
-            "elements": [button("View settings", VIEW_SETTINGS, str(job_id))],
-        }
+        {"type": "actions", "block_id": f"banana_result_{job_id}", "elements": _buttons(job_id, costs)}
     )
     return f"Result {number}: {escape(short)}" if short.strip() else f"Result {number}", blocks

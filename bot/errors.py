@@ -56,6 +56,13 @@ class AttachmentError(UserInputError):
     pass
 
 
+class ResultGone(UserInputError):
+    """The result a button's job works from was deleted before the job ran."""
+
+    def __init__(self) -> None:
+        super().__init__("The result this was made from has been deleted, so nothing was generated.")
+
+
 class GeminiError(BananaError):
     pass
 

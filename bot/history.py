@@ -79,3 +79,40 @@ def first_text(parts: list[dict[str, Any]]) -> str | None:
 
 def replayable(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in parts if not p.get("thought")]
+
+
+FINALIZE_INSTRUCTION = (
+    "Render this image again at a higher resolution. Keep everything exactly as it is: the composition, "
+    "the subjects, the colours and light, any text, and the style."
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A job of the conversation, as the results tree sees it. ``shown``: done, its image in the thread and
+    not deleted."""
+
+    id: int
+    turn_id: int
+    parent_id: int | None
+    kind: str
+    shown: bool
+
+
+def base_of(nodes: dict[int, Node], node: Node) -> int | None:
+    """The result ``node`` builds on: its recorded parent (a button's job has one from the start, a turn
+    once its answer is stored), else, for a turn, the newest result shown before it (every earlier job of
+    its conversation has finished by the time it runs)."""
+    if node.parent_id is not None or node.kind != "turn":
+        return node.parent_id
+    return max((n.id for n in nodes.values() if n.id < node.id and n.shown), default=None)
+
+
+def lineage(nodes: dict[int, Node], job_id: int) -> list[Node]:
+    """The results ``job_id`` builds on, the first first (its base last)."""
+    chain: list[Node] = []
+    at = base_of(nodes, nodes[job_id])
+    while at is not None and at in nodes and all(n.id != at for n in chain):
+        chain.append(nodes[at])
+        at = base_of(nodes, nodes[at])
+    return chain[::-1]

@@ -11,23 +11,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import ledger, messages, queue, store
+from bot.cards import DEFAULT_VARIATIONS, FINALIZE_MODEL, result_named
 from bot.catalog import Catalog, Model, family_of
 from bot.db import autocommit, is_postgresql, lock_requester
 from bot.errors import OptionError
 from bot.limits import Limit, Tally, first_exceeded, period_end, until
-from bot.models import Conversation, utcnow
+from bot.models import Conversation, Job, utcnow
 from bot.options import Request, is_help, parse_request
 from bot.payloads import Command, EditSubmission, Message, Route, route
 from bot.prices import PriceTable, load_prices
 
 log = logging.getLogger(__name__)
 
-Origin = Literal["command", "mention", "dm", "shortcut"]
+Origin = Literal["command", "mention", "dm", "shortcut", "button"]
+PRESS_GUARD = timedelta(seconds=3)  # the same paid button pressed again by the same person within this: once
+
+
+@dataclass(frozen=True)
+class Press:
+    """A paid button of a result card (Regenerate, Variations, Finalize), pressed. ``value``: the button's
+    value as Slack sent it back (a job id, unchecked); ``size``: the size Finalize renders at."""
+
+    team_id: str
+    user_id: str
+    kind: Literal["regenerate", "variation", "finalize"]
+    value: str
+    size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,10 @@ class Intake:
         limits: tuple[Limit, ...] = (),
         prices: PriceTable | None = None,
         admins: tuple[str, ...] = (),
+        variations: int = DEFAULT_VARIATIONS,
     ) -> None:
         self._sessions = sessions
+        self.variations = variations
         self.catalog = catalog
         self.default_model = default_model
         self._on_enqueued = on_enqueued
@@ -187,7 +204,56 @@ class Intake:
         self._on_enqueued()
         return Outcome(job_id=job_id)
 
-    def _over_limit(self, session: Session, request: Request, turn: NewTurn) -> str | None:
+    def press(self, press: Press) -> Outcome:
+        """A result card's paid button: Regenerate (the result's turn again, from the same parent),
+        Variations (``variations`` of those, run side by side, one request for the per-person cap) or
+        Finalize (the result re-rendered by the Pro model at ``size``). Checked against the limits like any
+        request; the same button pressed twice by one person within ``PRESS_GUARD`` queues once."""
+        with self._sessions.begin() as session:
+            source = result_named(session, press.team_id, press.value)
+            if source is None:
+                return Outcome(reply=messages.RESULT_GONE)
+            lock_requester(session, press.team_id, press.user_id)  # this person's presses, one at a time
+            since = utcnow() - PRESS_GUARD
+            if store.pressed_lately(
+                session, source, kind=press.kind, user_id=press.user_id, size=press.size, since=since
+            ):
+                log.info(
+                    "press of %s on result %s by %s again: ignored", press.kind, source.id, press.user_id
+                )
+                return Outcome(duplicate=True)
+            conversation = session.get_one(Conversation, source.conversation_id)
+            request = self._pressed_request(source, conversation, press)
+            count = self.variations if press.kind == "variation" else 1
+            turn = NewTurn(
+                team_id=press.team_id,
+                channel_id=conversation.channel_id,
+                user_id=press.user_id,
+                origin="button",
+                thread_ts=conversation.thread_ts,
+                markup=False,
+            )
+            refusal = self._over_limit(session, request, turn, images=count)
+            if refusal:
+                return Outcome(reply=refusal)
+            job_ids = store.enqueue_from_result(
+                session, source, kind=press.kind, requested_by=press.user_id, request=request, count=count
+            )
+        self._on_enqueued()
+        return Outcome(job_id=job_ids[0])
+
+    def _pressed_request(self, source: Job, conversation: Conversation, press: Press) -> Request:
+        if press.kind == "finalize":
+            model = self.catalog.resolve(FINALIZE_MODEL)
+            ratio = source.aspect_ratio or conversation.aspect_ratio
+            ratio = ratio if ratio in model.family.aspect_ratios else None
+            return Request(prompt="", model=model, aspect_ratio=ratio, image_size=press.size)
+        model = Model(model_id=source.model_id, label=source.model_label, family=family_of(source.model_id))
+        return Request(prompt="", model=model, aspect_ratio=source.aspect_ratio, image_size=source.image_size)
+
+    def _over_limit(
+        self, session: Session, request: Request, turn: NewTurn, *, images: int = 1
+    ) -> str | None:
         """Why ``request`` can't be queued under the limits (what to tell the person), or None. Checked
         inside the transaction that would queue it, with this person's other checks waiting."""
         if not self.limits:
@@ -202,7 +268,7 @@ class Intake:
             now=now,
             prices=self.prices,
         )
-        asked = Tally(1, self.prices.estimate(request.model.model_id, request.image_size))
+        asked = Tally(images, self.prices.estimate(request.model.model_id, request.image_size, images=images))
         hit = first_exceeded(self.limits, used, asked)
         if hit is None:
             return None

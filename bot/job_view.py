@@ -37,6 +37,7 @@ class JobView:
     result_turn_id: int | None
     upload_file_id: str | None
     card_ts: str | None
+    kind: str  # "turn", or the button that made it (``Job.kind``)
     queued_at: float  # epoch seconds: earlier runs' posts can only be newer than this
 
     @property
@@ -97,5 +98,6 @@ class JobView:
             result_turn_id=job.result_turn_id,
             upload_file_id=job.upload_file_id,
             card_ts=job.card_ts,
+            kind=job.kind,
             queued_at=job.created_at.replace(tzinfo=UTC).timestamp(),
         )

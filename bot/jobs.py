@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import history, ledger, messages, mrkdwn, notify, queue, store
 from bot.answer import Answer, SentCall
 from bot.blocks import result_card
+from bot.cards import ButtonPrices
 from bot.catalog import family_of
 from bot.db import reading
 from bot.errors import (
@@ -71,9 +72,11 @@ class JobRunner:
         slack_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0),
         stopping: threading.Event | None = None,
         prices: PriceTable | None = None,
+        buttons: ButtonPrices | None = None,
     ) -> None:
-        """``on_finished`` (the pool sets its ``wake``): called as soon as a job is marked done or failed,
-        which may make the next job of its conversation claimable."""
+        """``buttons``: what a result card's paid buttons cost (their text says). ``on_finished`` (the
+        pool sets its ``wake``): called as soon as a job is marked done or failed, which may make the next
+        job of its conversation claimable."""
         self.on_finished: Callable[[], None] = lambda: None
         self._sessions = sessions
         self._gemini = gemini
@@ -84,6 +87,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
         self._prices = prices or load_prices()
+        self._buttons = buttons or ButtonPrices(self._prices)
 
     def at_gemini(self) -> set[int]:
         """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
@@ -261,11 +265,8 @@ class JobRunner:
         if view.result_turn_id is not None:
             return view
         with reading(self._sessions) as session:
-            conversation = session.get(Conversation, view.conversation_id)
-            turn = session.get(Turn, view.turn_id)
-            assert conversation is not None and turn is not None
-            contents = store.contents_for(session, conversation, up_to=turn, model_id=view.model_id)
-        body = build_request(contents, aspect_ratio=view.aspect_ratio, image_size=view.image_size)
+            found = store.contents_for(session, session.get_one(Job, view.job_id))
+        body = build_request(found.contents, aspect_ratio=view.aspect_ratio, image_size=view.image_size)
 
         def show_retry(reason: str, seconds: float) -> None:
             if view.status_ts:
@@ -278,7 +279,10 @@ class JobRunner:
             started = time.monotonic()
             charge_call = partial(self._charge_call, view)
             with self._gemini.answer(view.model_id, body, on_retry=show_retry, on_call=charge_call) as answer:
-                stored = self._store_answer(view, answer, time.monotonic() - started, sent=_sent(contents))
+                elapsed = time.monotonic() - started
+                stored = self._store_answer(
+                    view, answer, elapsed, sent=_sent(found.contents), parent=found.base
+                )
             return replace(view, result_turn_id=stored)
         finally:
             with self._lock:
@@ -301,11 +305,13 @@ class JobRunner:
         except OperationalError:
             log.error("job %s: could not record a Gemini call in the ledger: %s", view.job_id, row)
 
-    def _store_answer(self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int]) -> int:
+    def _store_answer(
+        self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int], parent: int | None
+    ) -> int:
         """The answer is paid for: a database blip now must not throw it away (a re-run would pay again)."""
         for wait in SAVE_RETRY_WAITS:
             try:
-                return self._save_answer(view, answer, elapsed, sent=sent)
+                return self._save_answer(view, answer, elapsed, sent=sent, parent=parent)
             except OperationalError:
                 if wait is None:
                     raise
@@ -315,7 +321,9 @@ class JobRunner:
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _save_answer(self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int]) -> int:
+    def _save_answer(
+        self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int], parent: int | None
+    ) -> int:
         turn_ids: list[int] = []
         charge = ledger.charge_row(
             self._prices,
@@ -327,8 +335,8 @@ class JobRunner:
         )
 
         def save(session: Session) -> bool:
-            conversation = session.get(Conversation, view.conversation_id)
-            assert conversation is not None
+            # Locked: the results of a conversation's Variations are stored side by side and numbered in turn.
+            conversation = session.get_one(Conversation, view.conversation_id, with_for_update=True)
             turn = store.save_model_turn(session, conversation, answer)
             turn_ids.append(turn.id)
             ledger.charge(session, charge)
@@ -344,6 +352,7 @@ class JobRunner:
                 gemini_seconds=elapsed,
                 model_version=answer.model_version,
                 sent=sent,
+                parent_job_id=parent,
             )
 
         self._record(save)
@@ -378,14 +387,15 @@ class JobRunner:
         if view.card_ts:
             return view
         with reading(self._sessions) as session:
-            number = queue.result_number(session, conversation_id=view.conversation_id, job_id=view.job_id)
+            number, parent, source = queue.card_numbers(session, view.job_id)
         text, blocks = result_card(
             job_id=view.job_id,
             number=number,
-            parent=number - 1 if view.turn_seq > 0 and number > 1 else None,
+            origin=messages.result_origin(view.kind, parent=parent, source=source),
             asked_by=slack.user_name(view.requested_by) or view.requested_by,
             instruction=history.first_text(view.parts) or "",
             summary=view.summary,
+            costs=self._buttons.for_result(view.model_id, view.image_size),
         )
         ts = self._post_once(view, slack, text, kind="card", thread_ts=view.thread_ts, blocks=blocks)
         self._record(lambda s: queue.record_card(s, view.lease, ts))

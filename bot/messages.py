@@ -197,6 +197,28 @@ RESULT_GONE = (
 )
 
 
+def result_origin(kind: str, *, parent: int | None, source: int | None) -> str | None:
+    """Where a result came from, on its card: the result it refines, or the button that made it."""
+    if kind == "regenerate" and source:
+        return f"regenerated from result {source}"
+    if kind == "variation" and source:
+        return f"a variation of result {source}"
+    if kind == "finalize" and source:
+        return f"result {source} in Pro"
+    return f"from result {parent}" if parent else None
+
+
+ONLY_REQUESTER_DELETES = "Only {requester} or a workspace admin can delete this result."
+RESULT_DELETED = "🗑️ Deleted: the image, its card and the stored copy are gone."
+
+
+def result_not_deleted(error: str) -> str:
+    return (
+        f"⚠️ The stored copy is deleted, but Slack answered `{escape(error)}` when I tried to remove the "
+        "image or its card from the thread. Try again in a moment."
+    )
+
+
 def result_settings(
     *,
     model_id: str,

@@ -105,6 +105,7 @@ class Turn(Base):
 
 
 JobState = Literal["queued", "running", "done", "failed"]
+JobKind = Literal["turn", "regenerate", "variation", "finalize"]
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 
 
@@ -143,6 +144,22 @@ class Job(Base):
     result_turn_id: Mapped[int | None] = mapped_column(ForeignKey("turn.id", ondelete="SET NULL"))
     upload_file_id: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))  # the result card under the image, once posted
+    # What made the job: a message in the thread ("turn") or a result card's button ("regenerate",
+    # "variation", "finalize"; ``source_job_id``: the result whose button it was). ``parent_job_id``: the
+    # result this one was made from (a turn's is fixed when its answer is stored: the newest result
+    # before it). ``group_id``: the first job of a Variations press, one request for the per-person cap.
+    kind: Mapped[JobKind] = mapped_column(String(16), default="turn", server_default="turn")
+    parent_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("job.id", name="fk_job_parent", ondelete="SET NULL")
+    )
+    source_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("job.id", name="fk_job_source", ondelete="SET NULL")
+    )
+    group_id: Mapped[int | None] = mapped_column(Id)
+    result_number: Mapped[int | None] = mapped_column(
+        Integer
+    )  # "Result 3" of its conversation, once answered
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)  # Delete: its image and messages are gone
     # What the request sent Gemini: the conversation's turns and the images among them ("View settings").
     sent_turns: Mapped[int | None] = mapped_column(Integer)
     sent_images: Mapped[int | None] = mapped_column(Integer)

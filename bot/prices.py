@@ -89,6 +89,10 @@ class PriceTable:
     estimate_prompt_tokens: int
     estimate_thinking_tokens: int
 
+    def knows(self, model_id: str) -> bool:
+        """Whether ``model_id`` has a price here (exactly, or under an ID that prefixes it)."""
+        return any(model_id == known or model_id.startswith(known) for known in self.models)
+
     def lookup(self, *model_ids: str | None) -> tuple[str, ModelPrice]:
         """The price of the first of ``model_ids`` the table knows (an exact ID, else the longest ID that
         prefixes it: ``gemini-3-pro-image-001``), and the ID it is listed under; the dearest model's when

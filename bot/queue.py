@@ -1,14 +1,15 @@
 """The job queue is the ``job`` table.
 
 A job is claimable when it is queued (and its ``not_before`` has passed) or running with a lapsed lease,
-and no earlier job of its conversation is unfinished: so jobs of one conversation run one at a time, in
-order, and a reply always edits the result of the reply before it. On PostgreSQL the claim locks with
-``FOR UPDATE SKIP LOCKED``, so any number of worker processes share the queue; SQLite serialises writers.
-Every write by a worker is fenced by (``lease_owner``, ``attempts``): a worker whose lease was taken over
-can no longer change the job. A run records each side effect as it happens with a typed transition
-(``record_root``, ``record_status``, ``record_parts``, ``record_answer``, ``record_upload``); these are the
-crash checkpoints a later run starts from. They don't commit: the caller's transaction does, and a
-transition that returns False (the lease is gone) must roll it back.
+and no earlier job of its conversation is unfinished: so the turns of one conversation run one at a time,
+in order, and a reply always edits the newest result before it. Jobs made by a result card's buttons
+(Regenerate, Variations, Finalize) build on a result that exists already, and don't wait. On PostgreSQL
+the claim locks with ``FOR UPDATE SKIP LOCKED``, so any number of worker processes share the queue;
+SQLite serialises writers. Every write by a worker is fenced by (``lease_owner``, ``attempts``): a worker
+whose lease was taken over can no longer change the job. A run records each side effect as it happens
+with a typed transition (``record_root``, ``record_status``, ``record_parts``, ``record_answer``,
+``record_upload``); these are the crash checkpoints a later run starts from. They don't commit: the
+caller's transaction does, and a transition that returns False (the lease is gone) must roll it back.
 """
 
 from __future__ import annotations
@@ -57,21 +58,24 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     on PostgreSQL (``db_now``); ``:per_user``, the running jobs a person may have.
 
     Claimable: queued and due, or running with a lapsed lease; the first unfinished job of its
-    conversation (the order within a conversation stays); its requester below ``per_user`` running jobs.
+    conversation (the order within a conversation stays), unless a result card's button made it (it
+    builds on a result that is there, so the jobs of a Variations press run side by side); its requester
+    below ``per_user`` running requests (a press's jobs are one request).
     Among those, round-robin across people: the fewest running jobs first, then the person served least
     recently (never served first), then the oldest job. So one person's burst of forty requests holds
     another person's single request back by one free worker slot at most."""
     now = server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
     earlier, other, served = aliased(Job), aliased(Job), aliased(Job)
+    request = func.coalesce(Job.group_id, Job.id)  # a Variations press is one request, however many jobs
+    other_request = func.coalesce(other.group_id, other.id)
     running = (
-        select(func.count())
-        .select_from(other)
+        select(func.count(other_request.distinct()))
         .where(
             other.team_id == Job.team_id,
             other.requested_by == Job.requested_by,
             other.state == "running",
             other.lease_expires_at >= now,
-            other.id != Job.id,
+            other_request != request,
         )
         .scalar_subquery()
     )
@@ -87,10 +91,13 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
                 and_(Job.state == "queued", Job.not_before <= now),
                 and_(Job.state == "running", Job.lease_expires_at < now),
             ),
-            ~exists().where(
-                earlier.conversation_id == Job.conversation_id,
-                earlier.id < Job.id,
-                earlier.state.in_(UNFINISHED),
+            or_(
+                Job.kind != "turn",  # a button's job builds on a result that is there already
+                ~exists().where(
+                    earlier.conversation_id == Job.conversation_id,
+                    earlier.id < Job.id,
+                    earlier.state.in_(UNFINISHED),
+                ),
             ),
             running < bindparam("per_user"),
         )
@@ -242,12 +249,20 @@ def record_answer(
     gemini_seconds: float,
     model_version: str | None,
     sent: tuple[int, int] = (0, 0),
+    parent_job_id: int | None = None,
 ) -> bool:
     """Gemini's answer is stored (``result_turn_id``): it is paid for, and never asked for again.
-    ``sent``: the turns and the images the request carried."""
+    ``sent``: the turns and the images the request carried; ``parent_job_id``: the result it was made
+    from. The result gets the next number of its conversation (the caller holds the conversation's row
+    lock)."""
+    job = select(Job.conversation_id).where(Job.id == lease.job_id).scalar_subquery()
+    latest = select(func.coalesce(func.max(Job.result_number), 0)).where(Job.conversation_id == job)
+    number = int(session.scalar(latest) or 0) + 1
     return _update_job(
         session,
         lease,
+        parent_job_id=parent_job_id,
+        result_number=number,
         result_turn_id=result_turn_id,
         usage=usage,
         gemini_seconds=gemini_seconds,
@@ -262,10 +277,16 @@ def record_card(session: Session, lease: Lease, card_ts: str) -> bool:
     return _update_job(session, lease, card_ts=card_ts)
 
 
-def result_number(session: Session, *, conversation_id: int, job_id: int) -> int:
-    """Which result of its conversation this job's is: 1 for the first answer stored, and so on."""
-    answered = (Job.conversation_id == conversation_id, Job.result_turn_id.is_not(None), Job.id <= job_id)
-    return int(session.scalar(select(func.count()).select_from(Job).where(*answered)) or 0)
+def card_numbers(session: Session, job_id: int) -> tuple[int, int | None, int | None]:
+    """The job's result number, its parent's and its source's (the result whose button made it)."""
+    parent, source = aliased(Job), aliased(Job)
+    row = session.execute(
+        select(Job.result_number, parent.result_number, source.result_number)
+        .outerjoin(parent, parent.id == Job.parent_job_id)
+        .outerjoin(source, source.id == Job.source_job_id)
+        .where(Job.id == job_id)
+    ).one()
+    return int(row[0] or 0), row[1], row[2]
 
 
 def record_upload(session: Session, lease: Lease, file_id: str | None) -> bool:

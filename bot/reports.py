@@ -130,15 +130,19 @@ class Reports:
                 respond(messages.csv_not_sent(error))
 
     def is_admin(self, user_id: str, client: WebClient) -> bool:
-        """In ``BANANA_ADMINS``, or an owner or admin of the workspace (``users.info``)."""
-        if user_id in self._admins:
-            return True
-        try:
-            user = client.users_info(user=user_id)["user"]
-        except SlackApiError as err:
-            log.warning("users.info for %s failed: %s", user_id, err.response.get("error"))
-            return False
-        return any(bool(user.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+        return is_admin(user_id, client, self._admins)
+
+
+def is_admin(user_id: str, client: WebClient, admins: tuple[str, ...]) -> bool:
+    """In ``admins`` (``BANANA_ADMINS``), or an owner or admin of the workspace (``users.info``)."""
+    if user_id in admins:
+        return True
+    try:
+        user = client.users_info(user=user_id)["user"]
+    except SlackApiError as err:
+        log.warning("users.info for %s failed: %s", user_id, err.response.get("error"))
+        return False
+    return any(bool(user.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
 
 
 def month_csv(rows: list[Charge]) -> bytes:

@@ -28,6 +28,9 @@ _WHERE = {
 }
 
 
+MAX_VARIATIONS = 8
+
+
 @dataclass(frozen=True)
 class Settings:
     slack_bot_token: str
@@ -50,6 +53,7 @@ class Settings:
     limits: tuple[Limit, ...] = field(default_factory=lambda: parse_limits(None))
     admins: tuple[str, ...] = ()
     user_concurrency: int = 2
+    variations: int = 4
 
     @property
     def socket_mode(self) -> bool:
@@ -122,6 +126,7 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     "BANANA_SLACK_SHARE_TIMEOUT_SECONDS": (("serve", "worker"), "wait for an upload to show (20)"),
     "BANANA_LIMITS": (("serve",), "scope/period=amount,… checked before anything is queued; off for none"),
     "BANANA_USER_CONCURRENCY": (("serve", "worker"), "running jobs per person; claims go round-robin (2)"),
+    "BANANA_VARIATIONS": (("serve", "worker"), "results made by a card's Variations button (4, at most 8)"),
     "BANANA_ADMINS": (("serve",), "Slack user ids of the bot's admins (comma-separated)"),
     "BANANA_PRICES_FILE": (("serve", "worker"), "a price table (JSON) that replaces the built-in one"),
     "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
@@ -182,6 +187,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
             problems.append(f"PORT={raw_port!r} is not a port: use a whole number from 1 to 65535")
     workers = number("BANANA_WORKERS", 4, minimum=0)
     per_user = number("BANANA_USER_CONCURRENCY", 2, minimum=1)
+    variations = number("BANANA_VARIATIONS", 4, minimum=1)
+    if variations > MAX_VARIATIONS:
+        problems.append(f"BANANA_VARIATIONS must be at most {MAX_VARIATIONS}: each is a paid image")
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
     grace = number("BANANA_SHUTDOWN_GRACE_SECONDS", 25, minimum=0)
@@ -241,4 +249,5 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         limits=limits,
         admins=admins,
         user_concurrency=int(per_user),
+        variations=int(variations),
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, insert, literal, select, update
+from sqlalchemy import Select, String, bindparam, delete, exists, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,8 +17,9 @@ from bot import history, mrkdwn, queue
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
 from bot.db import carried_image, on_postgresql
+from bot.errors import ResultGone
 from bot.images import ImageInfo, inspect
-from bot.models import Blob, Conversation, Job, SlackEvent, Turn, utcnow
+from bot.models import Blob, Conversation, Job, JobKind, SlackEvent, Turn, utcnow
 from bot.options import Request
 
 
@@ -284,6 +285,50 @@ def enqueue(
     return int(session.connection().execute(_NEW_JOB, {**values, "not_before": utcnow()}).scalar_one())
 
 
+def enqueue_from_result(
+    session: Session, source: Job, *, kind: JobKind, requested_by: str, request: Request, count: int = 1
+) -> list[int]:
+    """Queue ``count`` jobs made by a button of ``source``'s card: Regenerate and Variations answer its
+    turn again from the result it was made from, Finalize re-renders it. Several are one request
+    (``group_id``, the first one's id). The jobs' ids."""
+    values = {
+        "team_id": source.team_id,
+        "conversation_id": source.conversation_id,
+        "turn_id": source.turn_id,
+        "requested_by": requested_by,
+        "model_id": request.model.model_id,
+        "model_label": request.model.label,
+        "aspect_ratio": request.aspect_ratio,
+        "image_size": request.image_size,
+        "kind": kind,
+        "parent_job_id": source.id if kind == "finalize" else source.parent_job_id,
+        "source_job_id": source.id,
+        "not_before": queue.db_now(session),
+    }
+    ids = [
+        int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
+        for _ in range(count)
+    ]
+    if count > 1:
+        session.execute(update(Job).where(Job.id.in_(ids)).values(group_id=ids[0]))
+    return ids
+
+
+def pressed_lately(
+    session: Session, source: Job, *, kind: str, user_id: str, size: str | None, since: datetime
+) -> bool:
+    """Whether ``user_id`` pressed this button of ``source``'s card since ``since`` (a job it made)."""
+    same = [
+        Job.source_job_id == source.id,
+        Job.kind == kind,
+        Job.requested_by == user_id,
+        Job.created_at >= since,
+    ]
+    if kind == "finalize":
+        same.append(Job.image_size == size)
+    return bool(session.scalar(select(exists().where(*same))))
+
+
 def save_blob(session: Session, *, team_id: str, data: bytes, info: ImageInfo) -> Blob:
     blob = Blob(
         team_id=team_id,
@@ -365,42 +410,115 @@ def final_blob_id(turn: Turn) -> int:
     raise LookupError(f"turn {turn.id} has no image")
 
 
-def contents_for(
-    session: Session, conversation: Conversation, *, up_to: Turn, model_id: str
-) -> list[dict[str, Any]]:
-    """The ``contents`` of the request that answers ``up_to`` with ``model_id``, bounded by ``bot.history``.
+@dataclass(frozen=True)
+class History:
+    """What a job sends Gemini (``contents``) and the result it builds on (``base``, a job id)."""
 
-    Each user turn is followed by the answer its job delivered (jobs that failed don't count: nobody saw
-    their image). Ordering by ``seq`` alone would be wrong: two quick replies are both stored before the
-    first one's answer exists. Answers from another model are replayed as a user image.
+    contents: list[dict[str, Any]]
+    base: int | None
+
+
+def contents_for(session: Session, job: Job) -> History:
+    """The ``contents`` of the request that answers ``job``, bounded by ``bot.history``.
+
+    Results form a tree: each job builds on one earlier result (``history.lineage``), a thread reply on
+    the newest one, a button's job on the result its button names. The request replays that line: each
+    result's instruction and answer, then the job's own instruction; the conversation's first instruction
+    (the brief) always stays. Answers from another model are replayed as a user image. Finalize sends the
+    one image it re-renders, with its instruction.
     """
-    users = session.scalars(
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.turn_id,
+            Job.parent_job_id,
+            Job.kind,
+            Job.state,
+            Job.deleted_at,
+            Job.result_turn_id,
+            Job.model_id,
+        ).where(Job.conversation_id == job.conversation_id)
+    ).all()
+    nodes = {
+        r.id: history.Node(
+            r.id, r.turn_id, r.parent_job_id, r.kind, r.state == "done" and r.deleted_at is None
+        )
+        for r in rows
+    }
+    answers = {r.id: r.result_turn_id for r in rows}
+    makers = {r.id: r.model_id for r in rows}
+    chain = history.lineage(nodes, job.id)
+    base = chain[-1].id if chain else None
+    if job.kind == "finalize":
+        return History(_finalize_contents(session, job, nodes, answers), base)
+    first = session.scalars(
         select(Turn)
-        .where(Turn.conversation_id == conversation.id, Turn.role == "user", Turn.seq <= up_to.seq)
+        .where(Turn.conversation_id == job.conversation_id, Turn.role == "user")
         .order_by(Turn.seq)
-    ).all()
-    answers = session.execute(
-        select(Job.turn_id, Job.model_id, Turn)
-        .join(Turn, Turn.id == Job.result_turn_id)
-        .where(Job.conversation_id == conversation.id, Job.state == "done")
-    ).all()
-    answered = {turn_id: (maker or conversation.model_id, turn) for turn_id, maker, turn in answers}
+        .limit(1)
+    ).one()
+    wanted = (
+        {first.id, job.turn_id} | {n.turn_id for n in chain} | {answers[n.id] for n in chain if answers[n.id]}
+    )
+    turns = {t.id: t for t in session.scalars(select(Turn).where(Turn.id.in_(wanted)))}
     ordered: list[history.TurnData] = []
-    for turn in users:
-        ordered.append(history.TurnData(turn.seq, "user", turn.parts))
-        if turn.id != up_to.id and turn.id in answered:
-            maker, answer = answered[turn.id]
-            ordered.append(history.TurnData(answer.seq, "model", answer.parts, foreign=maker != model_id))
+    if (chain[0].turn_id if chain else job.turn_id) != first.id:
+        ordered.append(history.TurnData(first.seq, "user", first.parts))
+    for node in chain:
+        ordered.append(_instruction(turns[node.turn_id], node.kind))
+        answer = answers[node.id]
+        if node.shown and answer is not None:
+            foreign = makers[node.id] != job.model_id
+            ordered.append(history.TurnData(turns[answer].seq, "model", turns[answer].parts, foreign=foreign))
+    ordered.append(_instruction(turns[job.turn_id], job.kind))
     contents = []
     for data in history.select(ordered):
         role, parts = data.role, history.replayable(data.parts)
         if data.foreign:
             role, parts = "user", history.as_user_image(data.parts)
-        materialised = [_materialise(session, conversation.team_id, p) for p in parts]
+        materialised = [_materialise(session, job.team_id, p) for p in parts]
         kept = [p for p in materialised if p is not None]
         if kept:
             contents.append({"role": role, "parts": kept})
-    return history.merge_roles(contents)
+    return History(history.merge_roles(contents), base)
+
+
+def _instruction(turn: Turn, kind: str) -> history.TurnData:
+    """A job's instruction: its user turn's, or Finalize's own (which reuses its result's turn)."""
+    parts = [{"text": history.FINALIZE_INSTRUCTION}] if kind == "finalize" else turn.parts
+    return history.TurnData(turn.seq, "user", parts)
+
+
+def channel_of(session: Session, conversation_id: int) -> str:
+    return str(session.scalar(select(Conversation.channel_id).where(Conversation.id == conversation_id)))
+
+
+def delete_result(session: Session, *, team_id: str, job_id: int) -> bool:
+    """Mark a result deleted and drop its stored images (its answer keeps its words and signatures, which
+    are no image). False if it was not there to delete (another workspace's, or deleted already)."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.team_id != team_id or job.deleted_at is not None:
+        return False
+    job.deleted_at = utcnow()
+    turn = session.get(Turn, job.result_turn_id) if job.result_turn_id else None
+    if turn is not None:
+        images = [p["inlineData"]["blobId"] for p in turn.parts if "blobId" in (p.get("inlineData") or {})]
+        turn.parts = [p for p in turn.parts if "inlineData" not in p]
+        session.execute(delete(Blob).where(Blob.id.in_(images), Blob.team_id == team_id))
+    return True
+
+
+def _finalize_contents(
+    session: Session, job: Job, nodes: dict[int, history.Node], answers: dict[int, int | None]
+) -> list[dict[str, Any]]:
+    parent = nodes.get(job.parent_job_id or 0)
+    answer = answers.get(parent.id) if parent is not None else None
+    if parent is None or not parent.shown or answer is None:
+        raise ResultGone()
+    turn = session.get_one(Turn, answer)
+    image = {"inlineData": {"mimeType": "image/png", "blobId": final_blob_id(turn)}}
+    parts = [_materialise(session, job.team_id, image), {"text": history.FINALIZE_INSTRUCTION}]
+    return [{"role": "user", "parts": [p for p in parts if p is not None]}]
 
 
 def _materialise(session: Session, team_id: str, part: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,28 +1,62 @@
-"""The result card's buttons (``block_actions``): acknowledged at once, answered privately after."""
+"""The result card's buttons (``block_actions``). Each is acknowledged at once; a paid one's job is queued
+before the acknowledgement (like every request), and whatever the presser is told comes privately after."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 
-from bot.blocks import VIEW_SETTINGS
+from bot.blocks import DELETE, FINALIZE, REGENERATE, VARIATIONS, VIEW_SETTINGS
+from bot.intake import Press
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from handlers import Deps
+
+PAID = {REGENERATE: "regenerate", VARIATIONS: "variation", **dict.fromkeys(FINALIZE, "finalize")}
 
 
 def register(app: App, deps: Deps) -> None:
+    def privately(respond: Respond, text: Callable[[], str]) -> None:
+        """After the ack: ``text()`` as a private note to the presser, under the card."""
+        deps.after_ack(lambda: respond(text=text(), response_type="ephemeral", replace_original=False))
+
+    # The installing workspace (``context.team_id``, from ``authorizations``), as for every entry point:
+    # a card of another workspace's finds nothing here.
+
     @app.action(VIEW_SETTINGS)
     def view_settings(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
         ack()
-        # The installing workspace (``authorizations``), as for every entry point: a card of another
-        # workspace's finds nothing here.
-        team_id = str(context.team_id or "")
+        team_id, value = str(context.team_id or ""), str(action.get("value") or "")
+        privately(respond, lambda: deps.cards.settings(team_id=team_id, value=value))
+
+    @app.action(re.compile(f"^(?:{'|'.join(map(re.escape, PAID))})$"))
+    def paid(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+        action_id = str(action["action_id"])
+        press = Press(
+            team_id=str(context.team_id or ""),
+            user_id=str(context.user_id or ""),
+            kind=PAID[action_id],  # type: ignore[arg-type]
+            value=str(action.get("value") or ""),
+            size=FINALIZE.get(action_id),
+        )
+        outcome = deps.intake.press(press)
+        ack()
+        if outcome.reply:
+            reply = outcome.reply
+            privately(respond, lambda: reply)
+
+    @app.action(DELETE)
+    def delete(
+        ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient
+    ) -> None:
+        ack()
+        team_id, user_id = str(context.team_id or ""), str(context.user_id or "")
         value = str(action.get("value") or "")
-
-        def answer() -> None:
-            text = deps.cards.settings(team_id=team_id, value=value)
-            respond(text=text, response_type="ephemeral", replace_original=False)
-
-        deps.after_ack(answer)
+        privately(
+            respond, lambda: deps.cards.delete(team_id=team_id, user_id=user_id, value=value, client=client)
+        )

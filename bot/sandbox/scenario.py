@@ -1,8 +1,9 @@
 """``python app.py sandbox``: the whole bot, offline, against the loopback stand-ins.
 
 Starts a fake Slack and a fake Gemini, runs the real app (``python app.py serve``) as a child process in
-HTTP mode with signed requests, and plays a short session: a slash command, two thread replies and a
-mention with a reference image. The images and a transcript are written to ``out_dir``.
+HTTP mode with signed requests, and plays a short session: a slash command, two thread replies, a press of
+the third result's Variations button, and a mention with a reference image. The images and a transcript
+(with the result cards and their buttons) are written to ``out_dir``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -85,35 +87,36 @@ def _play(out: Path) -> int:
         slack.request_url = f"http://127.0.0.1:{port}/slack/events"
         env = sandbox_env(slack, gemini, database_url=f"sqlite:///{out / 'banana.db'}", port=port)
         app = AppProcess(env, log_path=out / "app.log").start()
-        steps = [
-            "/banana a clean studio product photo of a ceramic coffee mug --ar 4:5",
-            "reply in its thread: make it matte blue",
-            "reply: same but from above",
-            "@banana put this logo on a canvas tote bag --ar 1:1 (with logo.png attached)",
-        ]
         paths: list[Path] = []
 
-        def show(n: int) -> Upload:
-            upload = slack.wait_for_uploads(n, timeout=60)[-1]
-            paths.append(_write_image(out, n, upload))
-            print(f"{n}. {steps[n - 1]}\n   → {paths[-1]}")
-            return upload
+        def show(step: str, count: int = 1) -> Upload:
+            uploads = slack.wait_for_uploads(len(paths) + count, timeout=60)[len(paths) :]
+            print(step)
+            for upload in uploads:
+                paths.append(_write_image(out, len(paths) + 1, upload))
+                print(f"   → {paths[-1]}")
+            return uploads[-1]
 
         try:
             app.wait_healthy()
             print(f"The bot is running against the stand-ins (log: {out / 'app.log'}).\n")
-            ack = slack.send_command("a clean studio product photo of a ceramic coffee mug --ar 4:5")
+            prompt = "a clean studio product photo of a ceramic coffee mug --ar 4:5"
+            ack = slack.send_command(prompt)
             private_ack = str(ack.json().get("text", ""))
             print(f"   (private answer to /banana, {ack.elapsed_s * 1000:.0f} ms: {private_ack})")
-            root_ts = str(show(1).thread_ts)
+            root_ts = str(show(f"1. /banana {prompt}").thread_ts)
             slack.post_user_message(
                 channel=CHANNEL, text="make it matte blue", user="UBOB", thread_ts=root_ts
             )
-            show(2)
+            show("2. a reply in its thread: make it matte blue")
             slack.post_user_message(
                 channel=CHANNEL, text="same but from above", user="UALICE", thread_ts=root_ts
             )
-            show(3)
+            show("3. a reply: same but from above")
+            card = slack.wait_for(lambda: _cards(slack)[2:])[0]
+            button = next(t for t in _buttons(card) if t.startswith("Variations"))
+            slack.press(card, "Variations", user="UALICE")
+            show(f"4. on result 3's card, pressed {button} (made side by side)", count=4)
             logo = slack.host_file(reference_png(), name="logo.png", mimetype="image/png", user="UCAROL")
             slack.post_user_message(
                 channel=CHANNEL,
@@ -121,7 +124,8 @@ def _play(out: Path) -> int:
                 files=[logo],
                 text=f"<@{slack.bot_user_id}> put this logo on a canvas tote bag --ar 1:1",
             )
-            show(4)
+            show("5. @banana put this logo on a canvas tote bag --ar 1:1 (with logo.png attached)")
+            slack.wait_for(lambda: len(_cards(slack)) >= len(paths) or None)
         except Exception as err:
             print(f"sandbox failed: {err}\nthe app's log is in {out / 'app.log'}", file=sys.stderr)
             return 1
@@ -156,10 +160,35 @@ def _transcript(slack: FakeSlack, gemini: FakeGemini, *, private_ack: str) -> st
         if message.get("deleted"):
             text = f"~~{text}~~ (removed once the image was in)"
         attached = f" 📎 {files}" if files else ""
-        lines.append(f"- `{message.get('ts')}` [{where}] **{who}**: {text}{attached}")
+        buttons = "".join(f" [{t}]" for t in _buttons(message))
+        lines.append(
+            f"- `{message.get('ts')}` [{where}] **{who}**: {_card_context(message)}{text}{attached}{buttons}"
+        )
     lines += ["", "## Gemini requests", ""]
     for n, call in enumerate(gemini.requests, start=1):
         roles = [c.get("role") for c in call.body.get("contents", [])]
         config = call.body.get("generationConfig", {}).get("imageConfig", {})
         lines.append(f"{n}. `{call.model}` contents roles {roles}, imageConfig {config}")
     return "\n".join(lines) + "\n"
+
+
+def _buttons(message: dict[str, Any]) -> list[str]:
+    """The visible text of a message's buttons (a result card's)."""
+    return [
+        str(e["text"]["text"])
+        for b in message.get("blocks") or []
+        for e in b.get("elements") or []
+        if e.get("type") == "button"
+    ]
+
+
+def _cards(slack: FakeSlack) -> list[dict[str, Any]]:
+    return [m for m in list(slack.messages) if m.get("bot_id") and _buttons(m)]
+
+
+def _card_context(message: dict[str, Any]) -> str:
+    """A card's provenance line (its first block), as the transcript shows it."""
+    if not _buttons(message):
+        return ""
+    first = (message.get("blocks") or [{}])[0]
+    return "".join(str(e.get("text", "")) for e in first.get("elements") or []) + " — "

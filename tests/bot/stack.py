@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue
+from bot.cards import Cards
 from bot.catalog import Catalog
 from bot.gemini import GeminiClient
 from bot.intake import Intake
@@ -49,6 +50,10 @@ class InProcess:
             slack_retry_delays=slack_retry_delays,
             stopping=stopping,
         )
+
+    def cards(self) -> Cards:
+        gateway = self.gateway()
+        return Cards(sessions=self.sessions, slack=lambda _team_id: gateway)
 
     def intake(self, **kwargs: object) -> Intake:
         return Intake(sessions=self.sessions, catalog=Catalog(), default_model="nano-banana-2.1", **kwargs)  # type: ignore[arg-type]

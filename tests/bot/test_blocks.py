@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import edit_modal, result_card
+from bot.blocks import CardCosts, cents_up, edit_modal, priced, result_card
+from bot.messages import result_origin
 
 LONGEST_PROMPT = ("a very long line of a prompt " * 200)[:4000]
 HOSTILE = "<!channel> <@U123> <https://evil.example|click> *bold* `code`\n" * 60
@@ -36,15 +37,29 @@ def test_a_result_card_stays_inside_slacks_limits(instruction: str) -> None:
     text, blocks = result_card(
         job_id=2**62,
         number=10_000,
-        parent=9_999,
+        origin=result_origin("variation", parent=9_998, source=9_999),
         asked_by="x" * 200,
         instruction=instruction,
         summary="gemini-3-pro-image-preview-0000 · 21:9 · 4K",
+        costs=CardCosts(
+            variations=8, regenerate=10**12, variation_each=10**12, finalize={"2K": None, "4K": 10**12}
+        ),
     )
     check_limits(blocks)
+    buttons = [
+        e["text"]["text"] for b in blocks for e in b.get("elements") or [] if e.get("type") == "button"
+    ]
+    assert buttons[1] == "Variations ×8 · ~$8,000,000.00"
     assert len(text) <= 4000
     assert "<!channel>" not in text and all("<!channel>" not in str(b) for b in blocks)
 
 
 def test_the_edit_modal_stays_inside_slacks_limits() -> None:
     check_limits(edit_modal(private_metadata="x" * 3000, image_count=10)["blocks"])
+
+
+def test_paid_buttons_say_how_many_images_and_about_what_they_cost() -> None:
+    assert priced("Variations", 4, 50_000) == "Variations ×4 · ~$0.20"
+    assert priced("Regenerate", 1, 39_001) == "Regenerate ×1 · ~$0.04"  # rounded up: never less than it costs
+    assert priced("Finalize 4K", 1, None) == "Finalize 4K ×1"  # a model the price table doesn't know
+    assert cents_up(1) == "$0.01"

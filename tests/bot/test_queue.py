@@ -7,10 +7,11 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import queue
+from bot import queue, store
 from bot.db import reading
 from bot.models import Job, utcnow
-from tests.bot.helpers import add_job, new_conversation
+from bot.options import parse_request
+from tests.bot.helpers import CATALOG, add_job, new_conversation
 
 
 def claim(sessions: sessionmaker[Session], owner: str = "w1", lease: float = 60) -> queue.Lease | None:
@@ -37,6 +38,24 @@ def test_jobs_of_one_conversation_run_one_at_a_time_in_order(sessions: sessionma
     finish(sessions, first)
     third = claim(sessions)
     assert third is not None and third.job_id == ids[1]
+
+
+def test_a_buttons_jobs_need_not_wait_and_count_as_one_request(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        first = add_job(session, conv, user="U1")
+        first.result_turn_id, first.state = first.turn_id, "done"
+        reply = add_job(session, conv, user="U2")
+        request = parse_request("x", catalog=CATALOG, default_model="nano-banana-2")
+        ids = store.enqueue_from_result(
+            session, first, kind="variation", requested_by="U1", request=request, count=3
+        )
+    running = claim(sessions)
+    assert running is not None and running.job_id == reply.id
+    # The reply runs; the variations don't wait for it, and all three run though U1 may run one request.
+    with sessions() as session:
+        leases = [queue.claim(session, owner="w", lease_seconds=60, per_user=1) for _ in range(4)]
+    assert [lease.job_id if lease else None for lease in leases] == [*ids, None]
 
 
 def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import store
 from bot.answer import Answer
 from bot.db import write_turns
-from bot.models import Blob, Conversation, Job, SlackEvent, Turn, utcnow
-from tests.bot.helpers import add_job, new_conversation
+from bot.models import Blob, Conversation, Job, SlackEvent, utcnow
+from bot.options import parse_request
+from tests.bot.helpers import CATALOG, add_job, new_conversation
 from tests.bot.test_db import wait_until
 
 
@@ -50,9 +51,7 @@ def test_quick_replies_each_see_the_answer_to_the_one_before(sessions: sessionma
         reply1 = add_job(session, conv, "make it blue")
         reply2 = add_job(session, conv, "from above")  # stored before reply1 is answered
         answer(session, conv, reply1, generated(jpeg("blue"), "SIG2"))
-        turn = session.get(Turn, reply2.turn_id)
-        assert turn is not None
-        contents = store.contents_for(session, conv, up_to=turn, model_id=MODEL)
+        contents = store.contents_for(session, reply2).contents
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
     assert contents[3]["parts"][-1]["thoughtSignature"] == "SIG2"
     assert contents[4]["parts"] == [{"text": "from above"}]
@@ -66,9 +65,8 @@ def test_an_answer_from_another_model_goes_back_as_a_user_image(sessions: sessio
         job.model_id = "gemini-2.5-flash-image"  # no signatures: replayed as a model turn it would be a 400
         answer(session, conv, job, generated(first, "SIG1"))
         reply = add_job(session, conv, "make it blue")
-        turn = session.get(Turn, reply.turn_id)
-        assert turn is not None
-        contents = store.contents_for(session, conv, up_to=turn, model_id="gemini-3-pro-image")
+        reply.model_id = "gemini-3-pro-image"
+        contents = store.contents_for(session, reply).contents
     assert [c["role"] for c in contents] == ["user"]
     parts = contents[0]["parts"]
     assert [p.get("text") for p in parts] == ["a mug", "The image so far:", None, "make it blue"]
@@ -83,11 +81,37 @@ def test_answers_of_failed_jobs_are_not_history(sessions: sessionmaker[Session])
         lost = add_job(session, conv, "make it blue")
         answer(session, conv, lost, generated(jpeg("blue"), "SIG2"), state="failed")  # never delivered
         reply = add_job(session, conv, "from above")
-        turn = session.get(Turn, reply.turn_id)
-        assert turn is not None
-        contents = store.contents_for(session, conv, up_to=turn, model_id=MODEL)
+        contents = store.contents_for(session, reply).contents
     signatures = [p.get("thoughtSignature") for c in contents for p in c["parts"] if "thoughtSignature" in p]
     assert signatures == ["SIG1-text", "SIG1"]
+
+
+def test_a_reply_after_variations_builds_on_the_newest_result(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        first = add_job(session, conv, "a mug")
+        answer(session, conv, first, generated(jpeg("red"), "SIG1"))
+        first.parent_job_id = None
+        request = parse_request("", catalog=CATALOG, default_model="nano-banana-2", allow_empty_prompt=True)
+        ids = store.enqueue_from_result(
+            session, first, kind="variation", requested_by="U1", request=request, count=2
+        )
+        jobs = [session.get_one(Job, i) for i in ids]
+        assert [j.group_id for j in jobs] == [ids[0], ids[0]]
+        for job, sig in zip(jobs, ("SIGA", "SIGB"), strict=True):
+            answer(session, conv, job, generated(jpeg("blue"), sig))
+        # A variation asks for the first turn again: the brief alone.
+        assert [c["role"] for c in store.contents_for(session, jobs[0]).contents] == ["user"]
+        reply = add_job(session, conv, "from above")
+        found = store.contents_for(session, reply)
+        assert found.base == ids[1]
+        assert [p.get("thoughtSignature") for p in found.contents[1]["parts"]] == ["SIGB-text", "SIGB"]
+        # Once deleted, that result is no longer history: the reply builds on the one before it.
+        assert store.delete_result(session, team_id="T1", job_id=ids[1])
+        found = store.contents_for(session, reply)
+        assert found.base == ids[0]
+        assert not store.delete_result(session, team_id="T1", job_id=ids[1])  # once
+        assert not store.delete_result(session, team_id="T2", job_id=ids[0])  # another workspace's
 
 
 def test_dedupe_keys_are_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -159,9 +183,7 @@ def test_replayed_history_keeps_signatures_and_drops_thoughts(sessions: sessionm
         answer(session, conv, add_job(session, conv, "a mug"), generated(first, "SIG1"))
         answer(session, conv, add_job(session, conv, "make it blue"), generated(second, "SIG2"))
         job = add_job(session, conv, "from above")
-        current = session.get(Turn, job.turn_id)
-        assert current is not None
-        contents = store.contents_for(session, conv, up_to=current, model_id=MODEL)
+        contents = store.contents_for(session, job).contents
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
     model_parts = contents[3]["parts"]
     assert [p.get("thoughtSignature") for p in model_parts] == ["SIG2-text", "SIG2"]

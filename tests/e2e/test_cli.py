@@ -161,8 +161,11 @@ def test_sandbox_prints_what_a_person_needs_and_keeps_other_files(tmp_path: Path
     assert not re.search(r"\d{10}\.\d{6}", result.stdout)  # no raw Slack timestamps
     assert "banana-1.jpg" not in result.stdout  # the Slack file name, not where the image is
     images = sorted(out.glob("[0-9][0-9]-*.jpg"))
-    assert len(images) == 4
+    assert len(images) == 8  # three turns, a Variations press (four), a mention
     assert all(str(image) in result.stdout for image in images)
+    assert "pressed Variations ×4" in result.stdout
     transcript = (out / "transcript.md").read_text()
     assert "(only visible to <@UALICE>) **banana**: 🍌 Got it" in transcript
-    assert transcript.count("(removed once the image was in)") == 4
+    assert transcript.count("(removed once the image was in)") == 8
+    assert transcript.count("[Variations ×4 · ~$") == 8  # a card under every image, its buttons shown
+    assert transcript.count("a variation of result 3") == 4

@@ -11,7 +11,6 @@ import waitress
 from sqlalchemy import func, select
 
 from app import build_bolt
-from bot.cards import Cards
 from bot.models import Job
 from bot.reports import Reports
 from bot.settings import Settings
@@ -29,7 +28,7 @@ def served(stand_ins: InProcess) -> Iterator[InProcess]:
         slack_api_url=slack.api_url,
     )
     reports = Reports(sessions=stand_ins.sessions, limits=settings.limits, prices=settings.prices)
-    bolt = build_bolt(settings, stand_ins.intake(), reports, Cards(sessions=stand_ins.sessions))
+    bolt = build_bolt(settings, stand_ins.intake(), reports, stand_ins.cards())
     app = wsgi_app(bolt, healthy=lambda: True, signing_secret=slack.signing_secret)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -87,3 +87,36 @@ def test_jobs_from_before_0002_get_their_conversations_model(engine: Engine) -> 
     with engine.connect() as conn:
         row = conn.execute(text("SELECT model_id, model_label FROM job")).one()
     assert tuple(row) == ("gemini-3-pro-image", "pro")
+
+
+def test_results_from_before_0009_get_their_parent_and_number(engine: Engine) -> None:
+    cfg = alembic_config(engine)
+    command.downgrade(cfg, "0008")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO conversation (team_id, channel_id, origin, started_by, model_id, model_label, "
+                "created_at) VALUES ('T', 'C', 'command', 'U', 'gemini-3-pro-image', 'pro', CURRENT_TIMESTAMP)"
+            )
+        )
+        for seq, role in enumerate(("user", "model", "user", "user", "model")):
+            conn.execute(
+                text(
+                    "INSERT INTO turn (conversation_id, team_id, seq, role, parts, created_at) "
+                    "VALUES (1, 'T', :seq, :role, '[]', CURRENT_TIMESTAMP)"
+                ),
+                {"seq": seq, "role": role},
+            )
+        for turn, state, result in ((1, "done", 2), (3, "failed", None), (4, "done", 5)):
+            conn.execute(
+                text(
+                    "INSERT INTO job (team_id, conversation_id, turn_id, requested_by, model_id, model_label, "
+                    "state, attempts, not_before, created_at, result_turn_id) VALUES ('T', 1, :turn, 'U', "
+                    "'m', 'm', :state, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, :result)"
+                ),
+                {"turn": turn, "state": state, "result": result},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT kind, parent_job_id, result_number FROM job ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("turn", None, 1), ("turn", None, None), ("turn", 1, 2)]

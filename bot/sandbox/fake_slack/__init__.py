@@ -91,6 +91,7 @@ class FakeSlack(WebApi, Files, Deliveries, Script):
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "files.info": self._files_info,
+            "files.delete": self._files_delete,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,

@@ -294,6 +294,23 @@ class Files(SlackState):
             )
         return {"ok": True, "files": file_objects}
 
+    def _files_delete(self, p: _Params) -> JSON:
+        """The file is gone, and so are the messages that showed it (as in Slack). Only its uploader may
+        delete it (a bot token can't delete a person's file)."""
+        file_id = p.need("file", "invalid_arguments")
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise _ApiError("file_not_found")
+        if stored.obj.get("user") != self.bot_user_id:
+            raise _ApiError("cant_delete_file")
+        del self._files[file_id]
+        for share in stored.shares:
+            record = self._find_message(share.channel, share.ts)
+            if record is not None:
+                record["deleted"] = True
+        self.deleted_files.append(file_id)
+        return {"ok": True}
+
     def _files_info(self, p: _Params) -> JSON:
         file_id = p.need("file", "invalid_arguments")
         stored = self._files.get(file_id)

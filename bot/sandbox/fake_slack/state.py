@@ -181,6 +181,8 @@ class SlackState:
         self.messages: list[dict[str, Any]] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.uploads: list[Upload] = []
+        #: Files removed with ``files.delete`` (their ids), in order.
+        self.deleted_files: list[str] = []
         self.downloads: list[Download] = []
         self.external_requests: list[Download] = []
         self.responses: list[Response] = []
