@@ -40,7 +40,8 @@ from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
-from bot.redaction import RedactingFilter, add_secret
+from bot.logs import configure_logging
+from bot.redaction import add_secret
 from bot.reports import Reports
 from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
@@ -253,41 +254,6 @@ def work(settings: Settings) -> None:
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
 
 
-# Libraries that log request bodies and headers (slack_sdk: every Web API call and answer; SQLAlchemy: SQL)
-# or just noise. They stay at WARNING whatever LOG_LEVEL says, so DEBUG never spills tokens or images.
-_LIBRARY_LOGGERS = (
-    "slack_sdk",
-    "slack_bolt",
-    "httpx",
-    "httpcore",
-    "urllib3",
-    "waitress",
-    "alembic",
-    "sqlalchemy",
-    "psycopg",
-    "PIL",
-    "websocket",
-    "websockets",
-)
-
-
-def configure_logging(level_name: str | None = None) -> None:
-    """Log to stderr at ``LOG_LEVEL`` (default INFO), with secrets and image bytes redacted."""
-    name = (level_name if level_name is not None else os.environ.get("LOG_LEVEL", "")).strip().upper()
-    level = logging.getLevelNamesMapping().get(name or "INFO")
-    logging.basicConfig(
-        level=level if level is not None else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-    for library in _LIBRARY_LOGGERS:
-        logging.getLogger(library).setLevel(max(logging.WARNING, level or logging.INFO))
-    if level is None:
-        log.warning("LOG_LEVEL=%r is not a level (DEBUG, INFO, WARNING, ERROR); using INFO", name)
-
-
 _COMMANDS = {
     "serve": "HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set; runs workers too",
     "worker": "workers only (scale them apart from the web processes)",
@@ -297,8 +263,9 @@ _COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # prog: "app.py" under ``python app.py``, "banana" as the installed console command
     parser = argparse.ArgumentParser(
-        prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", metavar="{serve,worker,migrate,sandbox}")
     for name, summary in _COMMANDS.items():

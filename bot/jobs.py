@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, ledger, messages, mrkdwn, notify, queue, store
+from bot import history, ledger, logs, messages, mrkdwn, notify, queue, store
 from bot.answer import Answer, SentCall
 from bot.blocks import result_card
 from bot.cards import ButtonPrices
@@ -98,6 +98,12 @@ class JobRunner:
     def run(self, lease: Lease) -> None:
         with reading(self._sessions) as session:
             view = JobView.read(session, lease)
+        context = {"job_id": view.job_id, "team_id": view.team_id, "conversation_id": view.conversation_id}
+        with logs.job_context(**context):
+            self._run(view)
+
+    def _run(self, view: JobView) -> None:
+        lease = view.lease
         slack = self._slack(view.team_id)
         stages = (
             self._resolve_prompt,

@@ -168,6 +168,17 @@ def heartbeat(session: Session, lease: Lease, *, lease_seconds: float) -> bool:
     return extended
 
 
+def taken_over(session: Session, lease: Lease) -> bool:
+    """Whether another worker runs the job now. A heartbeat that finds nothing to renew usually came just
+    after its own worker finished the job or gave it back: that is not a takeover."""
+    theirs = select(Job.id).where(
+        Job.id == lease.job_id,
+        Job.state == "running",
+        or_(Job.lease_owner != lease.owner, Job.attempts != lease.attempt),
+    )
+    return session.scalars(theirs).first() is not None
+
+
 def finish(
     session: Session,
     lease: Lease,

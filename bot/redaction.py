@@ -1,6 +1,6 @@
 """Keep secrets and image bytes out of the log, whatever the level and whoever logs.
 
-``RedactingFilter`` sits on the root handlers (see ``app.configure_logging``). It rewrites each record's
+``RedactingFilter`` sits on the root handlers (see ``bot.logs.configure_logging``). It rewrites each record's
 message and traceback before any handler formats it:
 
 * the configured secrets (``add_secret``: tokens, the signing secret, the Gemini key, the database

@@ -130,6 +130,7 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     "BANANA_ADMINS": (("serve",), "Slack user ids of the bot's admins (comma-separated)"),
     "BANANA_PRICES_FILE": (("serve", "worker"), "a price table (JSON) that replaces the built-in one"),
     "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "LOG_FORMAT": (("serve", "worker"), "text (default) or json: one object a line, with the job's ids"),
 }
 
 

@@ -179,8 +179,9 @@ class WorkerPool:
             for lease in leases:
                 try:
                     with self._sessions() as session:
-                        if not queue.heartbeat(session, lease, lease_seconds=self._lease_seconds):
-                            log.warning("job %s: lease taken over", lease.job_id)
+                        renewed = queue.heartbeat(session, lease, lease_seconds=self._lease_seconds)
+                        if not renewed and queue.taken_over(session, lease):
+                            log.warning("job %s: lease taken over by another worker", lease.job_id)
                 except Exception as err:  # the heartbeat must outlive any error, or every lease lapses
                     log.warning("job %s: heartbeat failed (%s)", lease.job_id, _short(err))
 

@@ -85,6 +85,30 @@ def test_lapsed_lease_is_claimed_again_and_the_old_owner_is_fenced_out(
         assert job is not None and job.status_ts == "2.0" and job.upload_file_id is None
 
 
+def test_only_a_lease_another_worker_holds_counts_as_taken_over(sessions: sessionmaker[Session]) -> None:
+    """A heartbeat that comes just after its worker finished or released the job finds nothing to renew:
+    that is not a takeover (it was logged as one dozens of times a benchmark run)."""
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        add_job(session, conv)
+        add_job(session, new_conversation(session, thread="2.0"))
+    finished, released = claim(sessions), claim(sessions)
+    assert finished is not None and released is not None
+    finish(sessions, finished)
+    with sessions() as session:
+        assert queue.release(session, released)
+        for lease in (finished, released):
+            assert not queue.heartbeat(session, lease, lease_seconds=60)
+            assert not queue.taken_over(session, lease)
+    with sessions.begin() as session:
+        session.execute(update(Job).where(Job.id == released.job_id).values(not_before=utcnow()))
+    again = claim(sessions, owner="w2")
+    assert again is not None and again.job_id == released.job_id
+    with sessions() as session:
+        assert queue.taken_over(session, released)
+        assert not queue.taken_over(session, again)
+
+
 def test_released_job_keeps_its_place(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         conv = new_conversation(session)

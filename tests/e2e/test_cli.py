@@ -113,6 +113,23 @@ def test_an_unreachable_slack_stops_with_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_the_installed_banana_command_is_the_same_program(tmp_path: Path) -> None:
+    banana = Path(sys.executable).parent / "banana"  # pip install -e . puts it beside the interpreter
+    result = subprocess.run(
+        [str(banana), "migrate"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "b.db").exists()
+    usage = subprocess.run([str(banana), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert usage.stdout.startswith("usage: banana") and "sandbox" in usage.stdout
+
+
 def test_help_explains_the_commands(tmp_path: Path) -> None:
     result = run(["--help"], cwd=tmp_path)
     assert result.returncode == 0
