@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 
 import httpx
@@ -33,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from bot import metrics
 from bot.cards import ButtonPrices, Cards
 from bot.catalog import Catalog
 from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
@@ -47,7 +49,10 @@ from bot.settings import Settings, database_url_from, load_settings, variables_f
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
 from handlers import Deps, register_all
-from handlers.web import SERVER_SETTINGS, wsgi_app
+from handlers.web import SERVER_SETTINGS, WsgiApp, ops_app, wsgi_app
+
+if TYPE_CHECKING:
+    from waitress.server import BaseWSGIServer
 
 log = logging.getLogger("banana")
 
@@ -100,7 +105,10 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         stopping=stopping,
         gemini_wait=settings.gemini_timeout_seconds + 5,
         per_user=settings.user_concurrency,
+        notified_poll_seconds=settings.poll_seconds,
     )
+    if engine.dialect.name == "postgresql" and settings.listen:
+        pool.listen(engine)
     listeners = listener_sessions(engine)  # the ack path: on SQLite its writes go first
     intake = Intake(
         sessions=listeners,
@@ -118,6 +126,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         prices=settings.prices,
         admins=settings.admins,
     )
+    metrics.watch_queue(sessions)
     cards = Cards(sessions=listeners, slack=lambda _team_id: gateway, admins=settings.admins)
     return Runtime(
         settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, cards=cards, http=http
@@ -190,44 +199,59 @@ def serve(settings: Settings) -> None:
         with _quiet_libraries():
             handler.connect()  # type: ignore[no-untyped-call]
         stop = _stop_on_signal()
+        ops = _serve_ops(settings, runtime)
         runtime.pool.start()
         log.info("connected to Slack in Socket Mode")
         stop.wait()
         runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
         handler.close()  # type: ignore[no-untyped-call]
+        if ops is not None:
+            ops.close()
         return
 
+    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=str(settings.slack_signing_secret))
+    server = _listen(app, settings.port, "PORT")
+    stop = _stop_on_signal()
+    runtime.pool.start()
+    threading.Thread(target=server.run, name="http", daemon=True).start()
+    port = server.effective_port
+    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz, GET /metrics)", port)
+    stop.wait()
+    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+    server.close()
+
+
+def _health(runtime: Runtime) -> Callable[[], bool]:
+    return lambda: healthy(runtime.engine) and runtime.pool.claiming()
+
+
+def _listen(app: WsgiApp, port: int, variable: str) -> BaseWSGIServer:
     import waitress
 
-    app = wsgi_app(
-        bolt,
-        healthy=lambda: healthy(runtime.engine) and runtime.pool.claiming(),
-        signing_secret=str(settings.slack_signing_secret),
-    )
     try:
-        server = waitress.create_server(
+        return waitress.create_server(
             app,
             host="0.0.0.0",  # noqa: S104 - a server is meant to be reachable
-            port=settings.port,
+            port=port,
             **SERVER_SETTINGS,
         )
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             raise StartupError(
-                f"port {settings.port} is already in use by another program; stop it, or set PORT to a "
-                "free port"
+                f"port {port} is already in use by another program; stop it, or set {variable} to a free port"
             ) from err
-        raise StartupError(
-            f"can't listen on port {settings.port} ({err.strerror or err}); check PORT"
-        ) from err
-    stop = _stop_on_signal()
-    runtime.pool.start()
-    threading.Thread(target=server.run, name="http", daemon=True).start()
-    port = server.effective_port
-    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", port)
-    stop.wait()
-    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
-    server.close()
+        raise StartupError(f"can't listen on port {port} ({err.strerror or err}); check {variable}") from err
+
+
+def _serve_ops(settings: Settings, runtime: Runtime) -> BaseWSGIServer | None:
+    """``METRICS_PORT``, for a process that serves no HTTP (``worker``, Socket Mode): GET /metrics and
+    GET /healthz on a port of its own."""
+    if settings.metrics_port is None:
+        return None
+    server = _listen(ops_app(healthy=_health(runtime)), settings.metrics_port, "METRICS_PORT")
+    threading.Thread(target=server.run, name="ops-http", daemon=True).start()
+    log.info("metrics on http://0.0.0.0:%s (GET /metrics, GET /healthz)", server.effective_port)
+    return server
 
 
 @contextmanager
@@ -249,9 +273,12 @@ def _quiet_libraries() -> Iterator[None]:
 def work(settings: Settings) -> None:
     runtime = build_runtime(settings, workers=max(1, settings.workers))
     stop = _stop_on_signal()
+    ops = _serve_ops(settings, runtime)
     runtime.pool.start()
     stop.wait()
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+    if ops is not None:
+        ops.close()
 
 
 _COMMANDS = {

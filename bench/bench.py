@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -160,10 +161,18 @@ class Bench:
 
     @contextmanager
     def app(
-        self, slack: FakeSlack, gemini: FakeGemini, *, workers: int, command: str = "serve", name: str = "app"
+        self,
+        slack: FakeSlack,
+        gemini: FakeGemini,
+        *,
+        workers: int,
+        command: str = "serve",
+        name: str = "app",
+        **settings: str,
     ) -> Iterator[AppProcess]:
         port = free_port()
         env = sandbox_env(slack, gemini, database_url=self.database_url, port=port)
+        env.update(settings)
         env["BANANA_WORKERS"] = str(workers)
         env["BANANA_LIMITS"] = NEVER_REACHED  # checked on every request, as in production, and never hit
         # One person sends each workload here: their cap on running jobs would measure the cap, not the app
@@ -377,6 +386,45 @@ class Bench:
             f"ran {statistics.median(runs) * 1000:.0f} ms beyond Gemini"
         )
 
+    def wakeup(self) -> None:
+        """PostgreSQL only: how long a job queued by a web process waits until a worker process claims it,
+        woken by LISTEN/NOTIFY (with its fallback look once a second), against polling alone (every 0.1 s,
+        ``BANANA_LISTEN=off``). One job at a time, each after the last is done, at a random moment."""
+        if not self.database_url.startswith("postgres"):
+            self.notes.append("wake-up: PostgreSQL only (pass --database-url)")
+            return
+        jobs = self.args.wakeup_jobs
+
+        def run(listen: str) -> list[float]:
+            slack, gemini = self.stand_ins(0.05)
+            self.fresh_database()
+            with slack, gemini, ExitStack() as stack:
+                stack.enter_context(self.app(slack, gemini, workers=0, name="web"))
+                stack.enter_context(
+                    self.app(slack, gemini, workers=4, command="worker", name="worker", BANANA_LISTEN=listen)
+                )
+                mention = f"<@{slack.bot_user_id}>"
+                for i in range(jobs):
+                    time.sleep(random.uniform(0.0, 0.2))  # not in step with the poll
+                    slack.post_user_message(channel=f"CW{i:03d}", text=f"{mention} wake {i}{self.size}")
+                    slack.wait_for_uploads(i + 1, timeout=60)
+            engine = create_db_engine(self.database_url)
+            with session_factory(engine)() as session:
+                rows = session.scalars(select(Job).order_by(Job.id)).all()
+            engine.dispose()
+            return [(job.started_at - job.created_at).total_seconds() for job in rows if job.started_at]
+
+        polled, notified = run("off"), run("on")
+        for label, pick in (("median", statistics.median), ("p90", lambda v: pct(v, 90))):
+            self.rows.append(
+                Row(
+                    f"wake-up: a job queued by a web process until a worker process claims it, {label}",
+                    "polling every 0.1 s",
+                    pick(polled),
+                    pick(notified),
+                )
+            )
+
     def scale_out(self) -> None:
         """PostgreSQL only: a worker-bound workload on 1 process vs 2 web + 2 worker processes."""
         if not self.database_url.startswith("postgres"):
@@ -555,8 +603,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-jobs", type=int, default=80)
     parser.add_argument("--scale-workers", type=int, default=8)
     parser.add_argument("--thread-length", type=int, default=20)
+    parser.add_argument("--wakeup-jobs", type=int, default=30)
     parser.add_argument(
-        "--only", default="", help="comma-separated: idle,loaded,per-job,makespan,scale-out,request-size"
+        "--only",
+        default="",
+        help="comma-separated: idle,loaded,per-job,makespan,scale-out,wake-up,request-size",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -564,6 +615,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.idle_commands, args.bursts, args.sequential_jobs = 10, 1, 2
         args.conversations, args.turns, args.scale_jobs, args.scale_workers = 4, 2, 8, 2
         args.thread_length = 6
+        args.wakeup_jobs = 3
     return args
 
 
@@ -573,6 +625,7 @@ WORKLOADS: dict[str, Callable[[Bench], None]] = {
     "per-job": Bench.per_job,
     "makespan": Bench.makespan,
     "scale-out": Bench.scale_out,
+    "wake-up": Bench.wakeup,
     "request-size": Bench.request_size,
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bot import metrics
 from bot.answer import Answer, Billed, CallOutcome, SentCall
 from bot.errors import (
     GeminiAlarm,
@@ -315,12 +316,14 @@ class GeminiClient:
                         status = response.status_code
                         took = time.monotonic() - started
                         log.info("gemini %s answered %d in %.1fs", model_id, status, took)
+                        metrics.GEMINI_SECONDS.labels(model_id).observe(took)
                         self._reading.acquire()
                         place.callback(self._reading.release)
                         try:
                             data = self._read_json(response)
                         except GeminiUnavailable:  # too large to read: it may be a paid-for image
                             sent("error")
+                            metrics.GEMINI_ERRORS.labels(model_id, "unreadable").inc()
                             raise
                         try:
                             generated = (
@@ -328,23 +331,29 @@ class GeminiClient:
                             )
                         except GeminiRefusal:
                             sent("refused", data, answered=True)
+                            metrics.GEMINI_ERRORS.labels(model_id, "refused").inc()
                             raise
                         except GeminiUnavailable:  # an image we can't decode
                             sent("error")
+                            metrics.GEMINI_ERRORS.labels(model_id, "unreadable").inc()
                             raise
                 except (httpx.ConnectTimeout, httpx.PoolTimeout):
+                    metrics.GEMINI_ERRORS.labels(model_id, "connection").inc()
                     last = GeminiUnavailable("Gemini could not be reached in time")
                     continue  # the request was never sent: safe to send again
                 except httpx.ConnectError as err:
+                    metrics.GEMINI_ERRORS.labels(model_id, "connection").inc()
                     last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                     continue  # never sent either
                 except httpx.TimeoutException as err:
                     # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
                     # could pay twice. Give up instead; the person can ask again.
                     sent("timeout")
+                    metrics.GEMINI_ERRORS.labels(model_id, "timeout").inc()
                     raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
                 except httpx.TransportError as err:
                     sent("error")  # cut off after it was sent: Gemini may have made the image
+                    metrics.GEMINI_ERRORS.labels(model_id, "connection").inc()
                     last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                     continue
                 if generated is not None:
@@ -354,6 +363,7 @@ class GeminiClient:
                     place.pop_all()  # kept until the caller has stored it (``answer``)
                     return generated
             sent("error", data, answered=status != 200)  # an error Google doesn't bill, or unreadable
+            metrics.GEMINI_ERRORS.labels(model_id, str(status)).inc()
             if status == 200:
                 last = GeminiUnavailable("Gemini sent a response I couldn't read")
                 continue

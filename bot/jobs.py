@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, ledger, logs, messages, mrkdwn, notify, queue, store
+from bot import history, ledger, logs, messages, metrics, mrkdwn, notify, queue, store, wakeup
 from bot.answer import Answer, SentCall
 from bot.blocks import result_card
 from bot.cards import ButtonPrices
@@ -160,8 +160,11 @@ class JobRunner:
     def _done(self, view: JobView, slack: SlackGateway) -> None:
         """Mark the job done and take its "working on it" message away."""
         with self._sessions() as session:
-            queue.finish(session, view.lease, state="done")
+            if queue.finish(session, view.lease, state="done"):
+                wakeup.announce(session)  # the next turn of its conversation may run, in any process
             session.commit()
+        metrics.FINISHED.labels("done").inc()
+        metrics.IMAGES.labels(view.model_id).inc()
         self.on_finished()
         if view.status_ts:
             notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
@@ -310,6 +313,8 @@ class JobRunner:
                 ledger.charge(session, row)
         except OperationalError:
             log.error("job %s: could not record a Gemini call in the ledger: %s", view.job_id, row)
+            return
+        metrics.DOLLARS.labels(row["priced_as"]).inc(row["cost_micros"] / 1_000_000)
 
     def _store_answer(
         self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int], parent: int | None
@@ -362,6 +367,7 @@ class JobRunner:
             )
 
         self._record(save)
+        metrics.DOLLARS.labels(charge["priced_as"]).inc(charge["cost_micros"] / 1_000_000)
         return turn_ids[-1]
 
     def _deliver(self, view: JobView, slack: SlackGateway) -> JobView:
@@ -479,7 +485,9 @@ class JobRunner:
                 session, view.lease, state="failed", error_code=str(code)[:64], error_message=str(err)[:2000]
             ):
                 return
+            wakeup.announce(session)
             session.commit()
+        metrics.FINISHED.labels("failed").inc()
         self.on_finished()
         if isinstance(err, NotInChannel) and not view.thread_ts:
             return  # a slash command's private answer already said so (_ensure_thread)

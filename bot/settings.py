@@ -41,6 +41,7 @@ class Settings:
     gemini_api_url: str = DEFAULT_GEMINI_API_URL
     database_url: str = f"sqlite:///{DEFAULT_DATABASE_FILE}"
     port: int = 3000
+    metrics_port: int | None = None  # worker and Socket Mode processes: /metrics and /healthz here
     default_model: str = DEFAULT_MODEL
     workers: int = 4
     job_lease_seconds: float = 60.0
@@ -54,6 +55,8 @@ class Settings:
     admins: tuple[str, ...] = ()
     user_concurrency: int = 2
     variations: int = 4
+    listen: bool = True  # PostgreSQL LISTEN/NOTIFY wakes the workers (off behind a transaction pooler)
+    poll_seconds: float = 1.0  # an idle pool's look for work while notifications wake it
 
     @property
     def socket_mode(self) -> bool:
@@ -129,6 +132,15 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     "BANANA_VARIATIONS": (("serve", "worker"), "results made by a card's Variations button (4, at most 8)"),
     "BANANA_ADMINS": (("serve",), "Slack user ids of the bot's admins (comma-separated)"),
     "BANANA_PRICES_FILE": (("serve", "worker"), "a price table (JSON) that replaces the built-in one"),
+    "BANANA_LISTEN": (
+        ("serve", "worker"),
+        "PostgreSQL: on (default) wakes workers by LISTEN/NOTIFY; off polls",
+    ),
+    "BANANA_POLL_SECONDS": (
+        ("serve", "worker"),
+        "PostgreSQL with LISTEN: how often idle workers look anyway (1)",
+    ),
+    "METRICS_PORT": (("serve", "worker"), "worker and Socket Mode: serve GET /metrics and /healthz here"),
     "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),
     "LOG_FORMAT": (("serve", "worker"), "text (default) or json: one object a line, with the job's ids"),
 }
@@ -180,18 +192,27 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
             problems.append(f"{name} must be at least {minimum:g}")
         return value
 
-    port = 3000
-    if http_mode and get("PORT") is not None:
-        raw_port = str(get("PORT"))
-        port = int(raw_port) if raw_port.isdigit() else 0
-        if not 1 <= port <= 65535:
-            problems.append(f"PORT={raw_port!r} is not a port: use a whole number from 1 to 65535")
+    def port_of(name: str) -> int | None:
+        raw = get(name)
+        if raw is None:
+            return None
+        if not (raw.isdigit() and 1 <= int(raw) <= 65535):
+            problems.append(f"{name}={raw!r} is not a port: use a whole number from 1 to 65535")
+            return None
+        return int(raw)
+
+    port = (port_of("PORT") if http_mode else None) or 3000
+    metrics_port = port_of("METRICS_PORT")
     workers = number("BANANA_WORKERS", 4, minimum=0)
     per_user = number("BANANA_USER_CONCURRENCY", 2, minimum=1)
     variations = number("BANANA_VARIATIONS", 4, minimum=1)
     if variations > MAX_VARIATIONS:
         problems.append(f"BANANA_VARIATIONS must be at most {MAX_VARIATIONS}: each is a paid image")
     lease = number("BANANA_JOB_LEASE_SECONDS", 60, minimum=3)
+    poll = number("BANANA_POLL_SECONDS", 1.0, minimum=0.05)
+    listen = (get("BANANA_LISTEN") or "on").strip().lower()
+    if listen not in ("on", "off"):
+        problems.append(f"BANANA_LISTEN={listen!r} must be on or off")
     timeout = number("BANANA_GEMINI_TIMEOUT_SECONDS", 180, minimum=1)
     grace = number("BANANA_SHUTDOWN_GRACE_SECONDS", 25, minimum=0)
     share_timeout = number("BANANA_SLACK_SHARE_TIMEOUT_SECONDS", 20, minimum=0)
@@ -238,6 +259,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         gemini_api_url=(get("GEMINI_API_URL") or DEFAULT_GEMINI_API_URL).rstrip("/"),
         database_url=database_url_from(env),
         port=port,
+        metrics_port=metrics_port,
         default_model=default_model,
         workers=int(workers),
         job_lease_seconds=lease,
@@ -251,4 +273,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
         admins=admins,
         user_concurrency=int(per_user),
         variations=int(variations),
+        listen=listen != "off",
+        poll_seconds=poll,
     )

@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot import metrics
 from bot.errors import (
     AttachmentError,
     ChannelArchived,
@@ -134,8 +135,11 @@ def _slack_call(method: str) -> Iterator[None]:
     try:
         yield
     except SlackApiError as err:
-        raise translate(err, method) from err
+        error = translate(err, method)
+        metrics.SLACK_ERRORS.labels(method, error.code).inc()
+        raise error from err
     except (OSError, http.client.HTTPException) as err:  # unreachable, reset, timed out (after retries)
+        metrics.SLACK_ERRORS.labels(method, "connection_failed").inc()
         raise SlackUnavailable("connection_failed", method=method) from err
 
 

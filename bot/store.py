@@ -13,7 +13,7 @@ from sqlalchemy import Select, String, bindparam, delete, exists, insert, litera
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot import history, mrkdwn, queue
+from bot import history, mrkdwn, queue, wakeup
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
 from bot.db import carried_image, on_postgresql
@@ -78,7 +78,10 @@ def find_conversation(
 _NEW_CONVERSATION = insert(Conversation).returning(Conversation.id)
 _NEW_TURN = insert(Turn).returning(Turn.id)
 _NEW_JOB = insert(Job).returning(Job.id)
-_NEW_JOB_ON_SERVER_CLOCK = _NEW_JOB.values(not_before=queue.server_now())
+# PostgreSQL: the database's clock, and a notification for every listening worker (``bot.wakeup``).
+_NEW_JOB_ON_SERVER_CLOCK = (
+    insert(Job).values(not_before=queue.server_now()).returning(Job.id, wakeup.notified())
+)
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ def _first_turn_at_once() -> Select[Any]:
         .cte("new_job")
     )
     ahead = queue.jobs_ahead(team_id=new("team_id"), user_id=new("user_id"), job_id=job.c.id)
-    return select(job.c.id, ahead.scalar_subquery())
+    return select(job.c.id, ahead.scalar_subquery(), wakeup.notified())
 
 
 _FIRST_TURN_AT_ONCE = _first_turn_at_once()
@@ -311,6 +314,7 @@ def enqueue_from_result(
     ]
     if count > 1:
         session.execute(update(Job).where(Job.id.in_(ids)).values(group_id=ids[0]))
+    wakeup.announce(session)
     return ids
 
 

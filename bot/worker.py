@@ -11,13 +11,15 @@ import threading
 import time
 import uuid
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import queue, store
+from bot import metrics, queue, store
 from bot.db import is_postgresql, reading
 from bot.jobs import JobRunner
 from bot.queue import Lease
+from bot.wakeup import Listener
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class WorkerPool:
         threads: int,
         lease_seconds: float,
         poll_seconds: float = 0.1,
+        notified_poll_seconds: float = 1.0,
         stopping: threading.Event | None = None,
         gemini_wait: float = 180.0,
         per_user: int = queue.DEFAULT_USER_CONCURRENCY,
@@ -38,7 +41,9 @@ class WorkerPool:
         """``stopping``: set on shutdown (shared with the runner and the Gemini client, so retry waits end
         too). ``gemini_wait``: how long, past the grace period, a job inside its Gemini call may still
         take to store its answer (the Gemini timeout): a deploy never buys the same image twice.
-        ``per_user``: running jobs a person may have (``BANANA_USER_CONCURRENCY``)."""
+        ``per_user``: running jobs a person may have (``BANANA_USER_CONCURRENCY``). ``poll_seconds``: how
+        often an idle pool looks for jobs nobody told it of; ``notified_poll_seconds``, the same while
+        PostgreSQL's notifications do tell it (``listen``)."""
         self._sessions = sessions
         runner.on_finished = self.wake  # a finished job may let the next of its conversation run
         self._look_first = not is_postgresql(sessions)
@@ -46,6 +51,7 @@ class WorkerPool:
         self._threads = threads
         self._lease_seconds = lease_seconds
         self._poll_seconds = poll_seconds
+        self._notified_poll_seconds = notified_poll_seconds
         self._stopping = stopping or threading.Event()
         self._gemini_wait = gemini_wait
         self._per_user = per_user
@@ -58,9 +64,21 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._failing: set[str] = set()  # worker threads whose last claim failed
+        self._listener: Listener | None = None
+        self._listening = False
         self.owner_prefix = owner_prefix(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6])
 
+    def listen(self, engine: Engine) -> None:
+        """PostgreSQL: wake for jobs other processes queue the moment they commit (``bot.wakeup``), and
+        poll only every ``notified_poll_seconds`` while that works (for retries whose delay came due)."""
+        self._listener = Listener(engine, wake=self.wake, up=self._listen_up, stopping=self._stopping)
+
+    def _listen_up(self, up: bool) -> None:
+        self._listening = up
+
     def start(self) -> None:
+        if self._threads and self._listener is not None:
+            self._listener.start()
         for i in range(self._threads):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self.owner_prefix}:{i}",), name=f"banana-worker-{i}", daemon=True
@@ -90,8 +108,9 @@ class WorkerPool:
 
     def _idle(self) -> None:
         """Wait to be woken, or for the next poll. One idle thread (the looker) polls the database every
-        ``poll_seconds``; the others' waits end without a query, and one of them looks next if the looker
-        went off with a job. Fifty threads that each polled made a hundred queries a second at rest."""
+        ``poll_seconds`` (``notified_poll_seconds`` while notifications wake the pool); the others' waits end
+        without a query, and one of them looks next if the looker went off with a job. Fifty threads that
+        each polled made a hundred queries a second at rest."""
         me = threading.get_ident()
         with self._wake:
             self._idle_count += 1
@@ -101,7 +120,8 @@ class WorkerPool:
                 while not (self._pending_wakes or self._stopping.is_set()):
                     if self._looker is None:
                         self._looker = me
-                    if not self._wake.wait(self._poll_seconds) and self._looker == me:
+                    poll = self._notified_poll_seconds if self._listening else self._poll_seconds
+                    if not self._wake.wait(poll) and self._looker == me:
                         return  # time to look; this thread stays the looker unless it finds a job
                 self._pending_wakes = max(0, self._pending_wakes - 1)
             finally:
@@ -143,6 +163,7 @@ class WorkerPool:
                 self._idle()
                 continue
             self._took_job()
+            metrics.CLAIMS.inc()
             with self._lock:
                 self._running[lease.job_id] = lease
             try:

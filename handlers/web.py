@@ -1,4 +1,5 @@
-"""The WSGI app served in HTTP mode: POST /slack/events (Bolt) and GET /healthz, behind a screen.
+"""The WSGI app served in HTTP mode: POST /slack/events (Bolt) behind a screen, GET /healthz and GET
+/metrics (``ops_app``, also served alone on ``METRICS_PORT`` by processes that serve no HTTP).
 
 The screen answers before Bolt sees a request that can't be Slack's or that Bolt can't parse: an
 oversized body gets 413, a missing, stale or wrong signature 401 (checked on the raw bytes before
@@ -20,6 +21,8 @@ from urllib.parse import parse_qsl
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot import metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,25 @@ SERVER_SETTINGS: dict[str, Any] = {
 
 def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str) -> WsgiApp:
     slack = screen_requests(SlackRequestHandler(app, path="/slack/events"), signing_secret=signing_secret)
+    ops = ops_app(healthy=healthy)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        if environ.get("PATH_INFO", "") == "/slack/events":
+            started = time.monotonic()
+            result: Iterable[bytes] = slack(environ, start_response)  # Bolt answers once the listener ends
+            metrics.ACK_SECONDS.observe(time.monotonic() - started)
+            return result
+        return ops(environ, start_response)
+
+    return application
+
+
+def ops_app(*, healthy: Callable[[], bool]) -> WsgiApp:
+    """GET /healthz (200 ``{"ok": true}`` or 503) and GET /metrics (Prometheus); 404 for anything else."""
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD")
+        if path == "/healthz" and method in ("GET", "HEAD"):
             ok = healthy()
             body = json.dumps({"ok": ok}).encode()
             start_response(
@@ -58,9 +76,12 @@ def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str) -> W
                 [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
             )
             return [body]
-        if path == "/slack/events":
-            result: Iterable[bytes] = slack(environ, start_response)
-            return result
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            body = metrics.exposition()
+            start_response(
+                "200 OK", [("Content-Type", metrics.CONTENT_TYPE), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         body = b'{"error":"not found"}'
         start_response(
             "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]

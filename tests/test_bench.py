@@ -24,4 +24,4 @@ def test_the_quick_benchmark_runs_every_workload_and_prints_its_table(database_u
     for figure in ("ack p99, idle", "ack p99, bursts", "peak RSS", "per-job time", "makespan", "request"):
         assert figure in figures, done.stdout
     if database_url.startswith("postgresql"):
-        assert "scale-out" in figures, done.stdout
+        assert "scale-out" in figures and "wake-up" in figures, done.stdout
