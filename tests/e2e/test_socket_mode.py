@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from bot.sandbox.process import free_port
 from tests.e2e.conftest import CHANNEL, Stack
 
 pytestmark = pytest.mark.e2e
@@ -13,7 +15,8 @@ def test_socket_mode_command_reply_and_mention(any_db_stack: Stack) -> None:
     stack = any_db_stack
     stack.slack.request_url = None
     env = {k: v for k, v in stack.env.items() if k != "SLACK_SIGNING_SECRET"}
-    stack.env = {**env, "SLACK_APP_TOKEN": stack.slack.app_token}
+    metrics_port = free_port()  # Socket Mode serves no HTTP: metrics and health on a port of their own
+    stack.env = {**env, "SLACK_APP_TOKEN": stack.slack.app_token, "METRICS_PORT": str(metrics_port)}
     app = stack.start_app(command="serve", wait=False)
     stack.slack.request_url = None  # deliveries go over the WebSocket
     stack.slack.wait_for_socket_connection(timeout=30)
@@ -25,6 +28,9 @@ def test_socket_mode_command_reply_and_mention(any_db_stack: Stack) -> None:
     [first] = stack.uploads(1)
     root_ts = str(stack.root_message()["ts"])
     assert first.thread_ts == root_ts
+    ops = f"http://127.0.0.1:{metrics_port}"
+    assert httpx.get(f"{ops}/healthz", timeout=10).json() == {"ok": True}
+    assert "banana_claims_total 1.0" in httpx.get(f"{ops}/metrics", timeout=10).text
 
     [reply] = stack.slack.post_user_message(channel=CHANNEL, text="make it red", thread_ts=root_ts)
     deliveries = stack.slack.post_user_message(
