@@ -4,13 +4,27 @@ session it works in; the caller owns the transaction."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, exists, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    DateTime,
+    Select,
+    String,
+    TextClause,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from bot import history, mrkdwn, queue, wakeup
@@ -34,14 +48,21 @@ def claim_delivery(session: Session, *, team_id: str, keys: list[str]) -> bool:
     the same delivery, whose later copies it then recognises too. Of two transactions recording the same
     key at once, the second waits for the first and finds it recorded.
     """
-    insert = postgresql.insert if on_postgresql(session) else sqlite.insert
-    statement = (
-        insert(SlackEvent)
-        .values([{"team_id": team_id, "dedupe_key": key, "received_at": utcnow()} for key in keys])
-        .on_conflict_do_nothing(index_elements=[SlackEvent.dedupe_key])
-        .returning(SlackEvent.id)
-    )
-    return len(session.execute(statement).all()) == len(keys)
+    statement = _claim_keys(len(keys))
+    values = {"team_id": team_id, "now": utcnow(), **{f"key_{i}": key for i, key in enumerate(keys)}}
+    return len(session.connection().execute(statement, values).all()) == len(keys)
+
+
+@functools.cache
+def _claim_keys(count: int) -> TextClause:
+    """``claim_delivery``'s statement for ``count`` keys, written once. SQLAlchemy can't cache an upsert
+    (``ON CONFLICT``): it compiled one afresh for every event (measured: 2 ms of a mention's 4.4 ms of CPU).
+    The same SQL runs on SQLite and on PostgreSQL."""
+    rows = ", ".join(f"(:team_id, :key_{i}, :now)" for i in range(count))
+    return text(
+        f"INSERT INTO slack_event (team_id, dedupe_key, received_at) VALUES {rows} "  # noqa: S608 - no input
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+    ).bindparams(bindparam("now", type_=DateTime))
 
 
 DELIVERY_KEYS_KEPT = timedelta(days=1)  # Slack retries for 5 minutes; its delayed events, for hours
@@ -54,23 +75,35 @@ def prune_deliveries(session: Session, *, older_than: timedelta = DELIVERY_KEYS_
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# The ack path's statements are built once, with bind parameters: building one cost as much CPU as running
+# it (measured: a thread reply's ack spent 1.9 ms building the two of ``_next_seq`` alone).
+_LINK_DELIVERY = (
+    update(SlackEvent)
+    .where(SlackEvent.dedupe_key.in_(bindparam("keys", expanding=True)))
+    .values(job_id=bindparam("job_id"))
+)
+_FIND_CONVERSATION = select(Conversation).where(
+    Conversation.team_id == bindparam("team_id"),
+    Conversation.channel_id == bindparam("channel_id"),
+    Conversation.thread_ts == bindparam("thread_ts"),
+)
+_LOCK_CONVERSATION = (
+    select(Conversation.id).where(Conversation.id == bindparam("conversation_id")).with_for_update()
+)
+_NEXT_SEQ = select(func.coalesce(func.max(Turn.seq) + 1, 0)).where(
+    Turn.conversation_id == bindparam("conversation_id")
+)
+
+
 def link_delivery(session: Session, *, keys: list[str], job_id: int) -> None:
-    session.execute(
-        update(SlackEvent).where(SlackEvent.dedupe_key.in_(keys)).values(job_id=job_id),
-        execution_options={"synchronize_session": False},
-    )
+    session.connection().execute(_LINK_DELIVERY, {"keys": keys, "job_id": job_id})
 
 
 def find_conversation(
     session: Session, *, team_id: str, channel_id: str, thread_ts: str
 ) -> Conversation | None:
-    return session.scalars(
-        select(Conversation).where(
-            Conversation.team_id == team_id,
-            Conversation.channel_id == channel_id,
-            Conversation.thread_ts == thread_ts,
-        )
-    ).first()
+    found = {"team_id": team_id, "channel_id": channel_id, "thread_ts": thread_ts}
+    return session.scalars(_FIND_CONVERSATION, found).first()
 
 
 # The ack path's inserts: Core statements built once, each one round trip that returns the new row's id.
@@ -126,11 +159,10 @@ def _next_seq(session: Session, conversation_id: int) -> int:
     """The next turn number. A web process (a reply) and a worker (an answer) may add a turn to the same
     conversation at once: the conversation's row lock makes them take turns (until their commit) instead
     of both taking the same number. SQLite has no FOR UPDATE; its write lock already serialises them."""
-    session.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
-    last = session.scalars(
-        select(Turn.seq).where(Turn.conversation_id == conversation_id).order_by(Turn.seq.desc())
-    ).first()
-    return 0 if last is None else last + 1
+    connection, which = session.connection(), {"conversation_id": conversation_id}
+    if on_postgresql(session):
+        connection.execute(_LOCK_CONVERSATION, which)
+    return int(connection.scalar(_NEXT_SEQ, which) or 0)
 
 
 def add_user_turn(

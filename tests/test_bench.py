@@ -25,3 +25,15 @@ def test_the_quick_benchmark_runs_every_workload_and_prints_its_table(database_u
         assert figure in figures, done.stdout
     if database_url.startswith("postgresql"):
         assert "scale-out" in figures and "wake-up" in figures, done.stdout
+
+
+def test_the_intake_cpu_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "intake_cpu.py"), "--requests", "5", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert all(f"| {kind} |" in done.stdout for kind in ("/banana", "mention", "reply")), done.stdout
