@@ -97,6 +97,7 @@ class Node:
     parent_id: int | None
     kind: str
     shown: bool
+    source_id: int | None = None  # the result whose button made it
 
 
 def base_of(nodes: dict[int, Node], node: Node) -> int | None:
@@ -106,6 +107,16 @@ def base_of(nodes: dict[int, Node], node: Node) -> int | None:
     if node.parent_id is not None or node.kind != "turn":
         return node.parent_id
     return max((n.id for n in nodes.values() if n.id < node.id and n.shown), default=None)
+
+
+def renders(nodes: dict[int, Node], node: Node) -> bool:
+    """Whether ``node`` re-renders its parent's image (Finalize), rather than answering an instruction:
+    a Finalize, and a Regenerate or Variation of a Finalize's result (pressed again, it renders again)."""
+    seen: set[int] = set()
+    while node.kind in ("regenerate", "variation") and node.source_id in nodes and node.id not in seen:
+        seen.add(node.id)
+        node = nodes[node.source_id]
+    return node.kind == "finalize"
 
 
 def lineage(nodes: dict[int, Node], job_id: int) -> list[Node]:

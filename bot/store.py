@@ -473,11 +473,17 @@ def contents_for(session: Session, job: Job) -> History:
             Job.deleted_at,
             Job.result_turn_id,
             Job.model_id,
+            Job.source_job_id,
         ).where(Job.conversation_id == job.conversation_id)
     ).all()
     nodes = {
         r.id: history.Node(
-            r.id, r.turn_id, r.parent_job_id, r.kind, r.state == "done" and r.deleted_at is None
+            r.id,
+            r.turn_id,
+            r.parent_job_id,
+            r.kind,
+            r.state == "done" and r.deleted_at is None,
+            r.source_job_id,
         )
         for r in rows
     }
@@ -485,7 +491,7 @@ def contents_for(session: Session, job: Job) -> History:
     makers = {r.id: r.model_id for r in rows}
     chain = history.lineage(nodes, job.id)
     base = chain[-1].id if chain else None
-    if job.kind == "finalize":
+    if history.renders(nodes, nodes[job.id]):
         return History(_finalize_contents(session, job, nodes, answers), base)
     first = session.scalars(
         select(Turn)
@@ -501,12 +507,12 @@ def contents_for(session: Session, job: Job) -> History:
     if (chain[0].turn_id if chain else job.turn_id) != first.id:
         ordered.append(history.TurnData(first.seq, "user", first.parts))
     for node in chain:
-        ordered.append(_instruction(turns[node.turn_id], node.kind))
+        ordered.append(_instruction(turns[node.turn_id], rendered=history.renders(nodes, node)))
         answer = answers[node.id]
         if node.shown and answer is not None:
             foreign = makers[node.id] != job.model_id
             ordered.append(history.TurnData(turns[answer].seq, "model", turns[answer].parts, foreign=foreign))
-    ordered.append(_instruction(turns[job.turn_id], job.kind))
+    ordered.append(_instruction(turns[job.turn_id], rendered=False))
     contents = []
     for data in history.select(ordered):
         role, parts = data.role, history.replayable(data.parts)
@@ -519,9 +525,9 @@ def contents_for(session: Session, job: Job) -> History:
     return History(history.merge_roles(contents), base)
 
 
-def _instruction(turn: Turn, kind: str) -> history.TurnData:
-    """A job's instruction: its user turn's, or Finalize's own (which reuses its result's turn)."""
-    parts = [{"text": history.FINALIZE_INSTRUCTION}] if kind == "finalize" else turn.parts
+def _instruction(turn: Turn, *, rendered: bool) -> history.TurnData:
+    """A job's instruction: its user turn's, or a render's own (a render reuses its result's turn)."""
+    parts = [{"text": history.FINALIZE_INSTRUCTION}] if rendered else turn.parts
     return history.TurnData(turn.seq, "user", parts)
 
 

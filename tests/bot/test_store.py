@@ -114,6 +114,27 @@ def test_a_reply_after_variations_builds_on_the_newest_result(sessions: sessionm
         assert not store.delete_result(session, team_id="T2", job_id=ids[0])  # another workspace's
 
 
+def test_regenerating_a_finalized_result_renders_its_parent_again(sessions: sessionmaker[Session]) -> None:
+    red = jpeg("red")
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        first = add_job(session, conv, "a mug")
+        answer(session, conv, first, generated(red, "SIG1"))
+        request = parse_request("", catalog=CATALOG, default_model="nano-banana-pro", allow_empty_prompt=True)
+        [final] = store.enqueue_from_result(
+            session, first, kind="finalize", requested_by="U1", request=request
+        )
+        final_job = session.get_one(Job, final)
+        answer(session, conv, final_job, generated(jpeg("blue"), "SIG2"))
+        [again] = store.enqueue_from_result(
+            session, final_job, kind="regenerate", requested_by="U1", request=request
+        )
+        contents = store.contents_for(session, session.get_one(Job, again)).contents
+    [content] = contents  # the render of the first result, not its instruction
+    assert base64.b64decode(content["parts"][0]["inlineData"]["data"]) == red
+    assert content["parts"][1]["text"].startswith("Render this image again")
+
+
 def test_dedupe_keys_are_claimed_once(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         assert store.claim_delivery(session, team_id="T1", keys=["msg:T1:C1:1.0", "event:Ev1"])
