@@ -8,7 +8,9 @@ from typing import Any, Literal, get_args
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -17,8 +19,10 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -235,3 +239,59 @@ class HealthCheck(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Installations in many workspaces (OAuth): the tables of slack_sdk's SQLAlchemy installation and OAuth
+# state stores (``bot.installations``), created by our migrations. Their columns are slack_sdk's, except
+# that the tokens are Text: they are stored encrypted, which makes them longer.
+def _bot_columns() -> list[Column[Any]]:
+    """The columns ``slack_bots`` has, which ``slack_installations`` has too."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+        Column("is_enterprise_install", Boolean, nullable=False),
+        Column("installed_at", DateTime, nullable=False, server_default=func.now()),
+    ]
+
+
+SLACK_INSTALLATIONS = Table(
+    "slack_installations",
+    Base.metadata,
+    *_bot_columns(),
+    Column("enterprise_url", String(200)),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", Text),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", Text),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("token_type", String(32)),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+SLACK_BOTS = Table(
+    "slack_bots",
+    Base.metadata,
+    *_bot_columns(),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+SLACK_OAUTH_STATES = Table(
+    "slack_oauth_states",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)
