@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, ledger, logs, messages, metrics, mrkdwn, notify, queue, store, wakeup
+from bot import history, ledger, logs, messages, metrics, mrkdwn, notify, queue, store
 from bot.answer import Answer, SentCall
 from bot.blocks import result_card
 from bot.cards import ButtonPrices
@@ -159,15 +159,20 @@ class JobRunner:
 
     def _done(self, view: JobView, slack: SlackGateway) -> None:
         """Mark the job done and take its "working on it" message away."""
-        with self._sessions() as session:
-            if queue.finish(session, view.lease, state="done"):
-                wakeup.announce(session)  # the next turn of its conversation may run, in any process
-            session.commit()
-        metrics.FINISHED.labels("done").inc()
-        metrics.IMAGES.labels(view.model_id).inc()
-        self.on_finished()
+        if self._finish(view, "done"):
+            metrics.IMAGES.labels(view.model_id).inc()
         if view.status_ts:
             notify.quietly(lambda: slack.delete(view.channel_id, str(view.status_ts)))
+
+    def _finish(self, view: JobView, state: Literal["done", "failed"], **error: str) -> bool:
+        """Mark the job ``state`` (``queue.finish``) and count it; False if it was no longer ours."""
+        with self._sessions() as session:
+            if not queue.finish(session, view.lease, state=state, **error):
+                return False
+            session.commit()
+        metrics.FINISHED.labels(state).inc()
+        self.on_finished()
+        return True
 
     def _record(self, change: Callable[[Session], bool]) -> None:
         """Run one transition in its own transaction; LeaseLost (and nothing written) if the job is no
@@ -314,7 +319,7 @@ class JobRunner:
         except OperationalError:
             log.error("job %s: could not record a Gemini call in the ledger: %s", view.job_id, row)
             return
-        metrics.DOLLARS.labels(row["priced_as"]).inc(row["cost_micros"] / 1_000_000)
+        metrics.charged(row)
 
     def _store_answer(
         self, view: JobView, answer: Answer, elapsed: float, *, sent: tuple[int, int], parent: int | None
@@ -367,7 +372,7 @@ class JobRunner:
             )
 
         self._record(save)
-        metrics.DOLLARS.labels(charge["priced_as"]).inc(charge["cost_micros"] / 1_000_000)
+        metrics.charged(charge)
         return turn_ids[-1]
 
     def _deliver(self, view: JobView, slack: SlackGateway) -> JobView:
@@ -480,15 +485,8 @@ class JobRunner:
         else:
             text = messages.for_error(err)
         code = getattr(err, "code", None) or getattr(err, "reason", None) or type(err).__name__
-        with self._sessions() as session:
-            if not queue.finish(
-                session, view.lease, state="failed", error_code=str(code)[:64], error_message=str(err)[:2000]
-            ):
-                return
-            wakeup.announce(session)
-            session.commit()
-        metrics.FINISHED.labels("failed").inc()
-        self.on_finished()
+        if not self._finish(view, "failed", error_code=str(code)[:64], error_message=str(err)[:2000]):
+            return
         if isinstance(err, NotInChannel) and not view.thread_ts:
             return  # a slash command's private answer already said so (_ensure_thread)
         notify.tell(

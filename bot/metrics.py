@@ -8,7 +8,8 @@ server, ``METRICS_PORT`` for ``worker`` and Socket Mode processes) and sums them
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -62,6 +63,11 @@ DOLLARS = Counter(
     ["model"],
     registry=REGISTRY,
 )
+
+
+def charged(row: Mapping[str, Any]) -> None:
+    """A ledger row (``ledger.charge_row``) was written: its dollars, by the model it was priced as."""
+    DOLLARS.labels(row["priced_as"]).inc(row["cost_micros"] / 1_000_000)
 
 
 class _Queue(Collector):

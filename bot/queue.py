@@ -23,6 +23,7 @@ from sqlalchemy import DateTime, Select, and_, bindparam, exists, func, or_, sel
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
+from bot import wakeup
 from bot.db import advisory_lock, on_postgresql
 from bot.models import Conversation, Job, JobState, Turn, utcnow
 
@@ -187,8 +188,9 @@ def finish(
     error_code: str | None = None,
     error_message: str | None = None,
 ) -> bool:
-    """Mark done or failed. Does not commit, so callers can finish in the same transaction as other writes."""
-    return _update_job(
+    """Mark done or failed. Does not commit, so callers can finish in the same transaction as other writes.
+    The next turn of its conversation may run now: workers in every process are told (``wakeup``)."""
+    finished = _update_job(
         session,
         lease,
         state=state,
@@ -198,10 +200,14 @@ def finish(
         error_code=error_code,
         error_message=error_message,
     )
+    if finished:
+        wakeup.announce(session)
+    return finished
 
 
 def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bool:
-    """Give the job back (shutdown, or a retry later). It keeps its place in the conversation's order."""
+    """Give the job back (shutdown, or a retry later). It keeps its place in the conversation's order.
+    Given back for now (a shutdown), workers in every process are told (``wakeup``)."""
     released = _update_job(
         session,
         lease,
@@ -210,6 +216,8 @@ def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bo
         lease_expires_at=None,
         not_before=db_now(session) + timedelta(seconds=delay_seconds),
     )
+    if released and delay_seconds <= 0:
+        wakeup.announce(session)
     session.commit()
     return released
 

@@ -4,10 +4,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import update
+import psycopg
+import pytest
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import queue, store
+from bot import queue, store, wakeup
 from bot.db import reading
 from bot.models import Job, utcnow
 from bot.options import parse_request
@@ -107,6 +109,37 @@ def test_only_a_lease_another_worker_holds_counts_as_taken_over(sessions: sessio
     with sessions() as session:
         assert queue.taken_over(session, released)
         assert not queue.taken_over(session, again)
+
+
+def test_ending_a_job_or_giving_it_back_for_now_tells_every_process(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """PostgreSQL: ``finish`` and an immediate ``release`` (a shutdown) notify ``banana_jobs`` once they
+    commit, so another process's idle workers take what may run now; a release for later does not."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("notifications are PostgreSQL's")
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as listening:
+        listening.execute(f"LISTEN {wakeup.CHANNEL}")
+
+        def heard() -> int:
+            return sum(1 for _ in listening.notifies(timeout=0.5))
+
+        with sessions.begin() as session:
+            for n in range(3):  # three people: nobody's cap on running jobs gets in the way
+                add_job(session, new_conversation(session, thread=f"{n}.0"), user=f"U{n}")
+        assert heard() == 1  # queueing told them (one notification a transaction)
+        leases = [claim(sessions) for _ in range(3)]
+        assert all(leases) and heard() == 0  # claims change nothing anyone waits for
+        finished, now, later = (lease for lease in leases if lease is not None)
+        finish(sessions, finished)
+        assert heard() == 1
+        with sessions() as session:
+            assert queue.release(session, now)
+        assert heard() == 1
+        with sessions() as session:
+            assert queue.release(session, later, delay_seconds=30)
+        assert heard() == 0
 
 
 def test_released_job_keeps_its_place(sessions: sessionmaker[Session]) -> None:
