@@ -270,9 +270,11 @@ class GeminiClient:
         payload = json.dumps(body).encode()
         last: GeminiUnavailable | None = None
 
-        def sent(outcome: CallOutcome, data: Any = None, *, answered: bool = False) -> None:
-            """``answered``: Gemini's answer was read, and it is not an image we could have been billed
-            for without ``usageMetadata`` saying so."""
+        def sent(outcome: CallOutcome, data: Any = None, *, answered: bool = False, code: str) -> None:
+            """A call that brought no image: to the ledger (``on_call``) and counted as an error by
+            ``code``. ``answered``: Gemini's answer was read, and it is not an image we could have been
+            billed for without ``usageMetadata`` saying so."""
+            metrics.GEMINI_ERRORS.labels(model_id, code).inc()
             usage = data.get("usageMetadata") if isinstance(data, dict) else None
             version = data.get("modelVersion") if isinstance(data, dict) else None
             billed: Billed = "yes" if usage else "no" if answered else "maybe"
@@ -322,20 +324,17 @@ class GeminiClient:
                         try:
                             data = self._read_json(response)
                         except GeminiUnavailable:  # too large to read: it may be a paid-for image
-                            sent("error")
-                            metrics.GEMINI_ERRORS.labels(model_id, "unreadable").inc()
+                            sent("error", code="unreadable")
                             raise
                         try:
                             generated = (
                                 parse_response(data) if status == 200 and isinstance(data, dict) else None
                             )
                         except GeminiRefusal:
-                            sent("refused", data, answered=True)
-                            metrics.GEMINI_ERRORS.labels(model_id, "refused").inc()
+                            sent("refused", data, answered=True, code="refused")
                             raise
                         except GeminiUnavailable:  # an image we can't decode
-                            sent("error")
-                            metrics.GEMINI_ERRORS.labels(model_id, "unreadable").inc()
+                            sent("error", code="unreadable")
                             raise
                 except (httpx.ConnectTimeout, httpx.PoolTimeout):
                     metrics.GEMINI_ERRORS.labels(model_id, "connection").inc()
@@ -348,12 +347,10 @@ class GeminiClient:
                 except httpx.TimeoutException as err:
                     # Sent, and no answer in time: Gemini may still finish and bill it, so sending it again
                     # could pay twice. Give up instead; the person can ask again.
-                    sent("timeout")
-                    metrics.GEMINI_ERRORS.labels(model_id, "timeout").inc()
+                    sent("timeout", code="timeout")
                     raise GeminiUnavailable("Gemini did not answer in time", timed_out=True) from err
                 except httpx.TransportError as err:
-                    sent("error")  # cut off after it was sent: Gemini may have made the image
-                    metrics.GEMINI_ERRORS.labels(model_id, "connection").inc()
+                    sent("error", code="connection")  # cut off after it was sent: Gemini may have made it
                     last = GeminiUnavailable(f"the connection to Gemini failed ({type(err).__name__})")
                     continue
                 if generated is not None:
@@ -362,8 +359,7 @@ class GeminiClient:
                         log.warning("gemini: asked for %s, answered by %s", model_id, generated.model_version)
                     place.pop_all()  # kept until the caller has stored it (``answer``)
                     return generated
-            sent("error", data, answered=status != 200)  # an error Google doesn't bill, or unreadable
-            metrics.GEMINI_ERRORS.labels(model_id, str(status)).inc()
+            sent("error", data, answered=status != 200, code=str(status))  # not billed, or unreadable
             if status == 200:
                 last = GeminiUnavailable("Gemini sent a response I couldn't read")
                 continue
