@@ -301,9 +301,17 @@ def _file_ref(file: dict[str, Any]) -> dict[str, Any]:
 
 
 def enqueue(
-    session: Session, *, conversation_id: int, team_id: str, turn_id: int, requested_by: str, request: Request
+    session: Session,
+    *,
+    conversation_id: int,
+    team_id: str,
+    turn_id: int,
+    requested_by: str,
+    request: Request,
+    **made_by: object,
 ) -> int:
-    """Queue a turn, fixing the model and options it is answered with; the job's id."""
+    """Queue a turn, fixing the model and options it is answered with; the job's id. ``made_by``: a
+    button's job's own columns (``enqueue_from_result``)."""
     values = {
         "team_id": team_id,
         "conversation_id": conversation_id,
@@ -313,6 +321,7 @@ def enqueue(
         "model_label": request.model.label,
         "aspect_ratio": request.aspect_ratio,
         "image_size": request.image_size,
+        **made_by,
     }
     # By the database's clock, like every lease and delay (on SQLite, this host's: a value).
     if on_postgresql(session):
@@ -326,27 +335,23 @@ def enqueue_from_result(
     """Queue ``count`` jobs made by a button of ``source``'s card: Regenerate and Variations answer its
     turn again from the result it was made from, Finalize re-renders it. Several are one request
     (``group_id``, the first one's id). The jobs' ids."""
-    values = {
-        "team_id": source.team_id,
-        "conversation_id": source.conversation_id,
-        "turn_id": source.turn_id,
-        "requested_by": requested_by,
-        "model_id": request.model.model_id,
-        "model_label": request.model.label,
-        "aspect_ratio": request.aspect_ratio,
-        "image_size": request.image_size,
-        "kind": kind,
-        "parent_job_id": source.id if kind == "finalize" else source.parent_job_id,
-        "source_job_id": source.id,
-        "not_before": queue.db_now(session),
-    }
+    parent = source.id if kind == "finalize" else source.parent_job_id
     ids = [
-        int(session.execute(insert(Job).values(**values).returning(Job.id)).scalar_one())
+        enqueue(
+            session,
+            conversation_id=source.conversation_id,
+            team_id=source.team_id,
+            turn_id=source.turn_id,
+            requested_by=requested_by,
+            request=request,
+            kind=kind,
+            parent_job_id=parent,
+            source_job_id=source.id,
+        )
         for _ in range(count)
     ]
     if count > 1:
         session.execute(update(Job).where(Job.id.in_(ids)).values(group_id=ids[0]))
-    wakeup.announce(session)
     return ids
 
 
