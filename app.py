@@ -199,14 +199,12 @@ def serve(settings: Settings) -> None:
         with _quiet_libraries():
             handler.connect()  # type: ignore[no-untyped-call]
         stop = _stop_on_signal()
-        ops = _serve_ops(settings, runtime)
-        runtime.pool.start()
-        log.info("connected to Slack in Socket Mode")
-        stop.wait()
-        runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+        with _serving_ops(settings, runtime):
+            runtime.pool.start()
+            log.info("connected to Slack in Socket Mode")
+            stop.wait()
+            runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
         handler.close()  # type: ignore[no-untyped-call]
-        if ops is not None:
-            ops.close()
         return
 
     app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=str(settings.slack_signing_secret))
@@ -243,15 +241,20 @@ def _listen(app: WsgiApp, port: int, variable: str) -> BaseWSGIServer:
         raise StartupError(f"can't listen on port {port} ({err.strerror or err}); check {variable}") from err
 
 
-def _serve_ops(settings: Settings, runtime: Runtime) -> BaseWSGIServer | None:
+@contextmanager
+def _serving_ops(settings: Settings, runtime: Runtime) -> Iterator[None]:
     """``METRICS_PORT``, for a process that serves no HTTP (``worker``, Socket Mode): GET /metrics and
-    GET /healthz on a port of its own."""
+    GET /healthz on a port of its own, until the block ends."""
     if settings.metrics_port is None:
-        return None
+        yield
+        return
     server = _listen(ops_app(healthy=_health(runtime)), settings.metrics_port, "METRICS_PORT")
     threading.Thread(target=server.run, name="ops-http", daemon=True).start()
     log.info("metrics on http://0.0.0.0:%s (GET /metrics, GET /healthz)", server.effective_port)
-    return server
+    try:
+        yield
+    finally:
+        server.close()
 
 
 @contextmanager
@@ -273,12 +276,10 @@ def _quiet_libraries() -> Iterator[None]:
 def work(settings: Settings) -> None:
     runtime = build_runtime(settings, workers=max(1, settings.workers))
     stop = _stop_on_signal()
-    ops = _serve_ops(settings, runtime)
-    runtime.pool.start()
-    stop.wait()
-    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
-    if ops is not None:
-        ops.close()
+    with _serving_ops(settings, runtime):
+        runtime.pool.start()
+        stop.wait()
+        runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
 
 
 _COMMANDS = {

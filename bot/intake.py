@@ -30,6 +30,7 @@ from bot.prices import PriceTable, load_prices
 log = logging.getLogger(__name__)
 
 Origin = Literal["command", "mention", "dm", "shortcut", "button"]
+PressKind = Literal["regenerate", "variation", "finalize"]
 PRESS_GUARD = timedelta(seconds=3)  # the same paid button pressed again by the same person within this: once
 
 
@@ -40,7 +41,7 @@ class Press:
 
     team_id: str
     user_id: str
-    kind: Literal["regenerate", "variation", "finalize"]
+    kind: PressKind
     value: str
     size: str | None = None
 

@@ -10,14 +10,18 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import DELETE, FINALIZE, REGENERATE, VARIATIONS, VIEW_SETTINGS
-from bot.intake import Press
+from bot.intake import Press, PressKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from handlers import Deps
 
-PAID = {REGENERATE: "regenerate", VARIATIONS: "variation", **dict.fromkeys(FINALIZE, "finalize")}
+PAID: dict[str, PressKind] = {
+    REGENERATE: "regenerate",
+    VARIATIONS: "variation",
+    **dict.fromkeys(FINALIZE, "finalize"),
+}
 
 
 def register(app: App, deps: Deps) -> None:
@@ -40,7 +44,7 @@ def register(app: App, deps: Deps) -> None:
         press = Press(
             team_id=str(context.team_id or ""),
             user_id=str(context.user_id or ""),
-            kind=PAID[action_id],  # type: ignore[arg-type]
+            kind=PAID[action_id],
             value=str(action.get("value") or ""),
             size=FINALIZE.get(action_id),
         )
