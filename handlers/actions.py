@@ -3,12 +3,14 @@ before the acknowledgement (like every request), and whatever the presser is tol
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot import messages
 from bot.blocks import DELETE, FINALIZE, REGENERATE, VARIATIONS, VIEW_SETTINGS
 from bot.intake import Press, PressKind
 
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from handlers import Deps
+
+log = logging.getLogger(__name__)
 
 PAID: dict[str, PressKind] = {
     REGENERATE: "regenerate",
@@ -48,11 +52,15 @@ def register(app: App, deps: Deps) -> None:
             value=str(action.get("value") or ""),
             size=FINALIZE.get(action_id),
         )
-        outcome = deps.intake.press(press)
+        try:
+            reply = deps.intake.press(press).reply
+        except Exception as err:  # the presser must hear something, whatever broke (as for /banana)
+            log.exception("could not queue a press of %s", action_id)
+            reply = messages.for_error(err)
         ack()
-        if outcome.reply:
-            reply = outcome.reply
-            privately(respond, lambda: reply)
+        if reply:
+            said = reply
+            privately(respond, lambda: said)
 
     @app.action(DELETE)
     def delete(

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bot.blocks import VIEW_SETTINGS
 from bot.models import Blob, Charge
@@ -226,3 +228,27 @@ def test_a_press_over_a_limit_is_refused_before_anything_is_spent(tmp_path: Path
         stack.uploads(2)
     finally:
         next(stacks, None)
+
+
+def test_a_press_the_database_refuses_gets_a_private_message_and_spends_nothing(pg_stack: Stack) -> None:
+    """PostgreSQL refuses writes (a full disk, a read-only failover): the presser hears so, privately,
+    instead of Slack's bare error on the button, and nothing reaches Gemini."""
+    stack = pg_stack
+    stack.start_app()
+    card = first_result(stack)
+    url = make_url(stack.env["DATABASE_URL"])
+    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'))
+            conn.execute(  # the app's connections pick the setting up when they reconnect
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": url.database},
+            )
+        assert "Something went wrong on my side" in told(stack, card, "Regenerate")
+        assert len(stack.gemini.requests) == 1
+    finally:
+        admin.dispose()
