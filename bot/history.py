@@ -89,24 +89,24 @@ FINALIZE_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class Node:
-    """A job of the conversation, as the results tree sees it. ``shown``: done, its image in the thread and
-    not deleted."""
+    """A job of the conversation, as the results tree sees it. ``answered``: its answer stored, and neither
+    failed nor deleted: its image is in the thread, or on its way there."""
 
     id: int
     turn_id: int
     parent_id: int | None
     kind: str
-    shown: bool
+    answered: bool
     source_id: int | None = None  # the result whose button made it
 
 
 def base_of(nodes: dict[int, Node], node: Node) -> int | None:
     """The result ``node`` builds on: its recorded parent (a button's job has one from the start, a turn
-    once its answer is stored), else, for a turn, the newest result shown before it (every earlier job of
-    its conversation has finished by the time it runs)."""
+    once its answer is stored), else, for a turn, the newest result before it (every earlier job of its
+    conversation has its answer by the time it runs)."""
     if node.parent_id is not None or node.kind != "turn":
         return node.parent_id
-    return max((n.id for n in nodes.values() if n.id < node.id and n.shown), default=None)
+    return max((n.id for n in nodes.values() if n.id < node.id and n.answered), default=None)
 
 
 def renders(nodes: dict[int, Node], node: Node) -> bool:

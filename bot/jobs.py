@@ -43,7 +43,7 @@ from bot.models import Conversation, Job, Turn
 from bot.prices import PriceTable, load_prices
 from bot.queue import Lease
 from bot.references import fetch_reference
-from bot.slack import SlackGateway
+from bot.slack import Backoff, SlackGateway
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ SAVE_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, None)  # ~15 s of database trouble befor
 # Results being uploaded at the same time, per process: each holds its image (6 MB at 4K, twice over
 # while the request is built); the rest wait their turn with no image in hand.
 UPLOADS_AT_ONCE = 4
+# A result goes into its thread after the results before it: how its job looks for theirs being done (a
+# job finishing in this process ends the wait at once), and for how long at most.
+IN_ORDER_POLLS = Backoff(first=0.05, growth=1.5, most=1.0)
+IN_ORDER_MOST_SECONDS = 60.0
 
 
 class LeaseLost(Exception):
@@ -74,10 +78,10 @@ class JobRunner:
         prices: PriceTable | None = None,
         buttons: ButtonPrices | None = None,
     ) -> None:
-        """``buttons``: what a result card's paid buttons cost (their text says). ``on_finished`` (the
-        pool sets its ``wake``): called as soon as a job is marked done or failed, which may make the next
-        job of its conversation claimable."""
-        self.on_finished: Callable[[], None] = lambda: None
+        """``buttons``: what a result card's paid buttons cost (their text says). ``on_unblocked`` (the
+        pool sets its ``wake``): called as soon as a job's answer is stored or the job is marked done or
+        failed, each of which may make the next job of its conversation claimable."""
+        self.on_unblocked: Callable[[], None] = lambda: None
         self._sessions = sessions
         self._gemini = gemini
         self._slack = slack
@@ -85,6 +89,7 @@ class JobRunner:
         self._stopping = stopping or threading.Event()
         self._at_gemini: set[int] = set()
         self._lock = threading.Lock()
+        self._finished = threading.Condition()
         self._uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
         self._prices = prices or load_prices()
         self._buttons = buttons or ButtonPrices(self._prices)
@@ -111,6 +116,7 @@ class JobRunner:
             self._ensure_status,
             self._ensure_references,
             self._ensure_answer,
+            self._in_order,
             self._deliver,
             self._ensure_card,
         )
@@ -171,7 +177,9 @@ class JobRunner:
                 return False
             session.commit()
         metrics.FINISHED.labels(state).inc()
-        self.on_finished()
+        self.on_unblocked()
+        with self._finished:
+            self._finished.notify_all()
         return True
 
     def _record(self, change: Callable[[Session], bool]) -> None:
@@ -373,7 +381,28 @@ class JobRunner:
 
         self._record(save)
         metrics.charged(charge)
+        self.on_unblocked()
         return turn_ids[-1]
+
+    def _in_order(self, view: JobView, slack: SlackGateway) -> JobView:
+        """Wait while the result before this one is still being delivered by a live worker: the next turn
+        of a conversation starts as soon as the answer before it is stored, but its image and card go into
+        the thread after that answer's. A job given back for later, or whose worker died, is not waited
+        for, nor for longer than ``IN_ORDER_MOST_SECONDS``."""
+        if view.kind != "turn" or view.upload_file_id:
+            return view
+        deadline = time.monotonic() + IN_ORDER_MOST_SECONDS
+        pauses = IN_ORDER_POLLS.delays()
+        while not self._stopping.is_set():
+            with reading(self._sessions) as session:
+                if not queue.delivering(session, view.lease):
+                    return view
+            if time.monotonic() >= deadline:
+                log.warning("job %s: the result before it is still not in the thread; posting", view.job_id)
+                return view
+            with self._finished:
+                self._finished.wait(next(pauses))
+        return view
 
     def _deliver(self, view: JobView, slack: SlackGateway) -> JobView:
         """Upload the result into the thread and see it there (``files.info``).

@@ -173,6 +173,7 @@ class Job(Base):
     gemini_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)  # the next turn may run from here
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 

@@ -1,15 +1,16 @@
 """The job queue is the ``job`` table.
 
-A job is claimable when it is queued (and its ``not_before`` has passed) or running with a lapsed lease,
-and no earlier job of its conversation is unfinished: so the turns of one conversation run one at a time,
-in order, and a reply always edits the newest result before it. Jobs made by a result card's buttons
-(Regenerate, Variations, Finalize) build on a result that exists already, and don't wait. On PostgreSQL
-the claim locks with ``FOR UPDATE SKIP LOCKED``, so any number of worker processes share the queue;
-SQLite serialises writers. Every write by a worker is fenced by (``lease_owner``, ``attempts``): a worker
-whose lease was taken over can no longer change the job. A run records each side effect as it happens
+A job is claimable when it is queued (and its ``not_before`` has passed) or running with a lapsed lease, and
+every earlier unfinished job of its conversation has its answer stored: so the turns of one conversation
+reach Gemini one at a time, in order, and a reply always edits the newest result before it, while the result
+before it is still on its way into the thread (its delivery goes first: ``delivering``). Jobs made by a
+result card's buttons (Regenerate, Variations, Finalize) build on a result that exists already, and don't
+wait. On PostgreSQL the claim locks with ``FOR UPDATE SKIP LOCKED``, so any number of worker processes share
+the queue; SQLite serialises writers. Every write by a worker is fenced by (``lease_owner``, ``attempts``): a
+worker whose lease was taken over can no longer change the job. A run records each side effect as it happens
 with a typed transition (``record_root``, ``record_status``, ``record_parts``, ``record_answer``,
-``record_upload``); these are the crash checkpoints a later run starts from. They don't commit: the
-caller's transaction does, and a transition that returns False (the lease is gone) must roll it back.
+``record_upload``); these are the crash checkpoints a later run starts from. They don't commit: the caller's
+transaction does, and a transition that returns False (the lease is gone) must roll it back.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     than running it, and the looking worker runs it every poll. ``:now`` on SQLite, the database's clock
     on PostgreSQL (``db_now``); ``:per_user``, the running jobs a person may have.
 
-    Claimable: queued and due, or running with a lapsed lease; the first unfinished job of its
-    conversation (the order within a conversation stays), unless a result card's button made it (it
+    Claimable: queued and due, or running with a lapsed lease; no earlier unfinished job of its
+    conversation still waiting for its answer (the order within a conversation stays; an earlier result
+    being uploaded need not hold the next request back), unless a result card's button made it (it
     builds on a result that is there, so the jobs of a Variations press run side by side); its requester
     below ``per_user`` running requests (a press's jobs are one request).
     Among those, round-robin across people: the fewest running jobs first, then the person served least
@@ -98,6 +100,7 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
                     earlier.conversation_id == Job.conversation_id,
                     earlier.id < Job.id,
                     earlier.state.in_(UNFINISHED),
+                    earlier.result_turn_id.is_(None),
                 ),
             ),
             running < bindparam("per_user"),
@@ -273,22 +276,42 @@ def record_answer(
     """Gemini's answer is stored (``result_turn_id``): it is paid for, and never asked for again.
     ``sent``: the turns and the images the request carried; ``parent_job_id``: the result it was made
     from. The result gets the next number of its conversation (the caller holds the conversation's row
-    lock)."""
+    lock). The next turn of the conversation may run now: workers in every process are told."""
     job = select(Job.conversation_id).where(Job.id == lease.job_id).scalar_subquery()
     latest = select(func.coalesce(func.max(Job.result_number), 0)).where(Job.conversation_id == job)
     number = int(session.scalar(latest) or 0) + 1
-    return _update_job(
+    recorded = _update_job(
         session,
         lease,
         parent_job_id=parent_job_id,
         result_number=number,
         result_turn_id=result_turn_id,
+        answered_at=db_now(session),
         usage=usage,
         gemini_seconds=gemini_seconds,
         model_version=model_version,
         sent_turns=sent[0],
         sent_images=sent[1],
     )
+    if recorded:
+        wakeup.announce(session)
+    return recorded
+
+
+def delivering(session: Session, lease: Lease) -> bool:
+    """Whether an earlier job of the job's conversation is still being delivered by a live worker: its
+    image and card go into the thread first. A job given back for later, or whose worker died, doesn't hold
+    it up."""
+    mine = aliased(Job)
+    now = db_now(session)
+    earlier = select(Job.id).where(
+        mine.id == lease.job_id,
+        Job.conversation_id == mine.conversation_id,
+        Job.id < mine.id,
+        Job.state == "running",
+        Job.lease_expires_at >= now,
+    )
+    return session.scalars(earlier.limit(1)).first() is not None
 
 
 def record_card(session: Session, lease: Lease, card_ts: str) -> bool:

@@ -487,7 +487,7 @@ def contents_for(session: Session, job: Job) -> History:
             r.turn_id,
             r.parent_job_id,
             r.kind,
-            r.state == "done" and r.deleted_at is None,
+            r.result_turn_id is not None and r.state != "failed" and r.deleted_at is None,
             r.source_job_id,
         )
         for r in rows
@@ -514,7 +514,7 @@ def contents_for(session: Session, job: Job) -> History:
     for node in chain:
         ordered.append(_instruction(turns[node.turn_id], rendered=history.renders(nodes, node)))
         answer = answers[node.id]
-        if node.shown and answer is not None:
+        if node.answered and answer is not None:
             foreign = makers[node.id] != job.model_id
             ordered.append(history.TurnData(turns[answer].seq, "model", turns[answer].parts, foreign=foreign))
     ordered.append(_instruction(turns[job.turn_id], rendered=False))
@@ -560,7 +560,7 @@ def _finalize_contents(
 ) -> list[dict[str, Any]]:
     parent = nodes.get(job.parent_job_id or 0)
     answer = answers.get(parent.id) if parent is not None else None
-    if parent is None or not parent.shown or answer is None:
+    if parent is None or not parent.answered or answer is None:
         raise ResultGone()
     turn = session.get_one(Turn, answer)
     image = {"inlineData": {"mimeType": "image/png", "blobId": final_blob_id(turn)}}

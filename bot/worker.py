@@ -45,7 +45,7 @@ class WorkerPool:
         often an idle pool looks for jobs nobody told it of; ``notified_poll_seconds``, the same while
         PostgreSQL's notifications do tell it (``listen``)."""
         self._sessions = sessions
-        runner.on_finished = self.wake  # a finished job may let the next of its conversation run
+        runner.on_unblocked = self.wake  # the next job of a conversation may run now
         self._look_first = not is_postgresql(sessions)
         self._runner = runner
         self._threads = threads

@@ -42,6 +42,49 @@ def test_jobs_of_one_conversation_run_one_at_a_time_in_order(sessions: sessionma
     assert third is not None and third.job_id == ids[1]
 
 
+def test_the_next_turn_runs_once_the_answer_before_it_is_stored_and_is_delivered_after_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        conv = new_conversation(session)
+        first, second = add_job(session, conv), add_job(session, conv)
+        ids = (first.id, second.id)
+    one = claim(sessions)
+    assert one is not None and one.job_id == ids[0] and claim(sessions) is None
+    with sessions() as session:  # Gemini answered the first: it is being uploaded now
+        answer = store.add_user_turn(
+            session,
+            conversation_id=conv.id,
+            team_id=conv.team_id,
+            user_id="U1",
+            text="x",
+            files=[],
+            slack_ts=None,
+        )
+        assert queue.record_answer(
+            session, one, result_turn_id=answer, usage={}, gemini_seconds=1.0, model_version=None
+        )
+        session.commit()
+    two = claim(sessions)
+    assert two is not None and two.job_id == ids[1]
+    with reading(sessions) as session:
+        assert queue.delivering(session, two)  # the first result goes into the thread first
+        assert not queue.delivering(session, one)
+    with sessions.begin() as session:  # its worker died: nothing to wait for
+        session.execute(
+            update(Job).where(Job.id == ids[0]).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    with reading(sessions) as session:
+        assert not queue.delivering(session, two)
+    with sessions.begin() as session:
+        session.execute(
+            update(Job).where(Job.id == ids[0]).values(lease_expires_at=utcnow() + timedelta(seconds=60))
+        )
+    finish(sessions, one)
+    with reading(sessions) as session:
+        assert not queue.delivering(session, two)
+
+
 def test_a_buttons_jobs_need_not_wait_and_count_as_one_request(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         conv = new_conversation(session)
@@ -114,8 +157,9 @@ def test_only_a_lease_another_worker_holds_counts_as_taken_over(sessions: sessio
 def test_ending_a_job_or_giving_it_back_for_now_tells_every_process(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    """PostgreSQL: ``finish`` and an immediate ``release`` (a shutdown) notify ``banana_jobs`` once they
-    commit, so another process's idle workers take what may run now; a release for later does not."""
+    """PostgreSQL: a stored answer, ``finish`` and an immediate ``release`` (a shutdown) notify
+    ``banana_jobs`` once they commit, so another process's idle workers take what may run now; a release for
+    later does not."""
     if engine.dialect.name != "postgresql":
         pytest.skip("notifications are PostgreSQL's")
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -126,12 +170,19 @@ def test_ending_a_job_or_giving_it_back_for_now_tells_every_process(
             return sum(1 for _ in listening.notifies(timeout=0.5))
 
         with sessions.begin() as session:
-            for n in range(3):  # three people: nobody's cap on running jobs gets in the way
+            for n in range(4):  # four people: nobody's cap on running jobs gets in the way
                 add_job(session, new_conversation(session, thread=f"{n}.0"), user=f"U{n}")
         assert heard() == 1  # queueing told them (one notification a transaction)
-        leases = [claim(sessions) for _ in range(3)]
+        leases = [claim(sessions) for _ in range(4)]
         assert all(leases) and heard() == 0  # claims change nothing anyone waits for
-        finished, now, later = (lease for lease in leases if lease is not None)
+        answered, finished, now, later = (lease for lease in leases if lease is not None)
+        with sessions() as session:
+            turn = session.get_one(Job, answered.job_id).turn_id
+            assert queue.record_answer(
+                session, answered, result_turn_id=turn, usage={}, gemini_seconds=1.0, model_version=None
+            )
+            session.commit()
+        assert heard() == 1
         finish(sessions, finished)
         assert heard() == 1
         with sessions() as session:

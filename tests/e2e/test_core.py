@@ -100,6 +100,26 @@ def test_thread_replies_replay_history_with_exact_signatures_and_run_in_order(st
     assert b > r and b > g
 
 
+def test_a_reply_goes_to_gemini_while_the_result_before_it_is_delivered_and_shows_after_it(
+    stack: Stack,
+) -> None:
+    stack.slack.send_command("a ceramic mug")
+    with stack.slack.hold("files.info") as held:
+        held.wait_for_call()  # the first result is uploaded; its job waits to see it in the thread
+        root_ts = str(stack.root_message()["ts"])
+        stack.slack.post_user_message(channel=CHANNEL, text="make it matte blue", thread_ts=root_ts)
+        # The reply needs the first answer only, which is stored: it does not wait for the delivery.
+        stack.gemini.wait_for(lambda: len(stack.gemini.requests) >= 2)
+        stack.wait_for_jobs(lambda jobs: len(jobs) == 2 and jobs[1].result_turn_id is not None)
+    stack.settled()
+    first, second = stack.uploads(2)
+    [one, two] = stack.jobs()
+    assert model_contents(stack.gemini.requests[1].body)  # it edits the first result
+    # In the thread: the first image and its card, then the second's.
+    order = [first.message_ts, one.card_ts, second.message_ts, two.card_ts]
+    assert all(order) and order == sorted(order, key=lambda ts: float(str(ts)))
+
+
 def test_mention_with_attached_image_sends_it_inline_and_answers_in_its_thread(stack: Stack) -> None:
     reference = png()
     file = stack.slack.host_file(reference, name="logo.png", mimetype="image/png")
