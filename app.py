@@ -28,7 +28,9 @@ from urllib.error import URLError
 import httpx
 from dotenv import load_dotenv
 from slack_bolt import App
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.error import BoltError
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine
@@ -40,6 +42,7 @@ from bot.catalog import Catalog
 from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
 from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
+from bot.installations import BOT_SCOPES, EncryptedInstallationStore, Workspaces, state_store
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.logs import configure_logging
@@ -66,6 +69,8 @@ class Runtime:
     reports: Reports
     cards: Cards
     http: httpx.Client
+    workspaces: Workspaces
+    installations: EncryptedInstallationStore | None  # OAuth mode
 
 
 def build_runtime(settings: Settings, *, workers: int) -> Runtime:
@@ -81,17 +86,30 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
     gemini = GeminiClient(
         http, base_url=settings.gemini_api_url, api_key=settings.gemini_api_key, cancel=stopping
     )
-    gateway = SlackGateway(
-        web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url),
-        http=http,
-        api_url=settings.slack_api_url,
-        share_timeout=settings.slack_share_timeout_seconds,
+
+    def gateway(token: str) -> SlackGateway:
+        return SlackGateway(
+            web_client(token=token, base_url=settings.slack_api_url),
+            http=http,
+            api_url=settings.slack_api_url,
+            share_timeout=settings.slack_share_timeout_seconds,
+        )
+
+    installations = None
+    if settings.oauth:
+        installations = EncryptedInstallationStore(
+            client_id=str(settings.slack_client_id),
+            engine=engine,
+            encryption_key=str(settings.encryption_key),
+        )
+    workspaces = Workspaces(
+        sessions=sessions, make=gateway, token=settings.slack_bot_token or None, store=installations
     )
     catalog = Catalog(settings.model_aliases)
     runner = JobRunner(
         sessions=sessions,
         gemini=gemini,
-        slack=lambda _team_id: gateway,
+        slack=workspaces,
         slack_retry_delays=settings.slack_retry_delays,
         stopping=stopping,
         prices=settings.prices,
@@ -127,33 +145,89 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         admins=settings.admins,
     )
     metrics.watch_queue(sessions)
-    cards = Cards(sessions=listeners, slack=lambda _team_id: gateway, admins=settings.admins)
+    cards = Cards(sessions=listeners, slack=workspaces, admins=settings.admins)
     return Runtime(
-        settings=settings, engine=engine, pool=pool, intake=intake, reports=reports, cards=cards, http=http
+        settings=settings,
+        engine=engine,
+        pool=pool,
+        intake=intake,
+        reports=reports,
+        cards=cards,
+        http=http,
+        workspaces=workspaces,
+        installations=installations,
     )
 
 
-def build_bolt(settings: Settings, intake: Intake, reports: Reports, cards: Cards) -> App:
-    # Listeners run inside the request (process_before_response): the job is committed before Slack gets
-    # its 200, so an acknowledged event is never lost. They only write a few rows, well within 3 s.
-    client = WebClient(
-        token=settings.slack_bot_token,
+def build_bolt(settings: Settings, deps: Deps, *, oauth: dict[str, object] | None = None) -> App:
+    """The Bolt app with every listener. ``oauth``: ``oauth_options`` in OAuth mode."""
+    app = App(
+        client=bolt_client(settings),
+        signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
+        # Listeners run inside the request: the job is committed before Slack gets its 200, so an
+        # acknowledged event is never lost. They only write a few rows, well within 3 s.
+        process_before_response=True,
+        raise_error_for_unhandled_request=True,
+        request_verification_enabled=not settings.socket_mode,
+        logger=BOLT_LOGGER,
+        **(oauth or {}),  # type: ignore[arg-type]
+    )
+    register_all(app, deps)
+    return app
+
+
+# Without a base logger Bolt copies the root level onto its own loggers, so LOG_LEVEL=DEBUG would log every
+# request and Socket Mode payload; this one is held at WARNING by configure_logging.
+BOLT_LOGGER = logging.getLogger("slack_bolt")
+
+
+def bolt_client(settings: Settings) -> WebClient:
+    return WebClient(
+        token=settings.slack_bot_token or None,  # OAuth mode: Bolt gives each request its workspace's
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=[],  # no blind resends: an ephemeral note or a modal may have gone through
     )
-    app = App(
-        client=client,
-        signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
-        process_before_response=True,
-        raise_error_for_unhandled_request=True,
-        request_verification_enabled=not settings.socket_mode,
-        # Without a base logger Bolt copies the root level onto its own loggers, so LOG_LEVEL=DEBUG would
-        # log every request and Socket Mode payload; this one is held at WARNING by configure_logging.
-        logger=logging.getLogger("slack_bolt"),
+
+
+def deps_of(runtime: Runtime) -> Deps:
+    return Deps(
+        intake=runtime.intake,
+        reports=runtime.reports,
+        cards=runtime.cards,
+        workspaces=runtime.workspaces,
+        after_ack=_after_ack,
     )
-    register_all(app, Deps(intake=intake, reports=reports, cards=cards, after_ack=_after_ack))
-    return app
+
+
+def oauth_options(settings: Settings, runtime: Runtime) -> dict[str, object] | None:
+    """Bolt's OAuth flow (``/slack/install``, ``/slack/oauth_redirect``) on our stores, and the
+    authorization of each request by its workspace's installation. ``oauth.v2.access`` and ``auth.test``
+    go through ``client``, so to ``SLACK_API_URL``. A request's ``auth.test`` is asked once per token
+    (``cache_enabled``), not on every event."""
+    installations = runtime.installations
+    if installations is None:
+        return None
+    client_id, client_secret = str(settings.slack_client_id), str(settings.slack_client_secret or "")
+    authorize = InstallationStoreAuthorize(
+        installation_store=installations,
+        client_id=client_id,
+        client_secret=client_secret,
+        logger=BOLT_LOGGER,
+        bot_only=True,
+        cache_enabled=True,
+        client=bolt_client(settings),
+    )
+    flow = OAuthSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=list(BOT_SCOPES),
+        installation_store=installations,
+        installation_store_bot_only=True,
+        state_store=state_store(runtime.engine),
+        logger=BOLT_LOGGER,
+    )
+    return {"oauth_settings": flow, "authorize": authorize, "installation_store": installations}
 
 
 # Slack calls a listener makes for the person (an ephemeral note, opening a modal) run here, once the
@@ -191,7 +265,7 @@ def serve(settings: Settings) -> None:
     before the workers start, so a process that can't serve stops at once with one line."""
     runtime = build_runtime(settings, workers=settings.workers)
     with _quiet_libraries():  # their own lines about a refused token would come before ours
-        bolt = build_bolt(settings, runtime.intake, runtime.reports, runtime.cards)
+        bolt = build_bolt(settings, deps_of(runtime), oauth=oauth_options(settings, runtime))
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -199,7 +273,7 @@ def serve(settings: Settings) -> None:
         with _quiet_libraries():
             handler.connect()  # type: ignore[no-untyped-call]
         stop = _stop_on_signal()
-        with _serving_ops(settings, runtime):
+        with _serving_ops(settings, runtime), _serving_installs(settings, runtime, bolt):
             runtime.pool.start()
             log.info("connected to Slack in Socket Mode")
             stop.wait()
@@ -213,7 +287,10 @@ def serve(settings: Settings) -> None:
     runtime.pool.start()
     threading.Thread(target=server.run, name="http", daemon=True).start()
     port = server.effective_port
-    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz, GET /metrics)", port)
+    routes = "POST /slack/events, GET /healthz, GET /metrics" + (
+        ", GET /slack/install" if settings.oauth else ""
+    )
+    log.info("listening on http://0.0.0.0:%s (%s)", port, routes)
     stop.wait()
     runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
     server.close()
@@ -248,9 +325,29 @@ def _serving_ops(settings: Settings, runtime: Runtime) -> Iterator[None]:
     if settings.metrics_port is None:
         yield
         return
-    server = _listen(ops_app(healthy=_health(runtime)), settings.metrics_port, "METRICS_PORT")
-    threading.Thread(target=server.run, name="ops-http", daemon=True).start()
-    log.info("metrics on http://0.0.0.0:%s (GET /metrics, GET /healthz)", server.effective_port)
+    app = ops_app(healthy=_health(runtime))
+    with _serving_aside(app, settings.metrics_port, "METRICS_PORT", "metrics on http://0.0.0.0:%s"):
+        yield
+
+
+@contextmanager
+def _serving_installs(settings: Settings, runtime: Runtime, bolt: App) -> Iterator[None]:
+    """Socket Mode in OAuth mode: a person's browser still needs ``/slack/install`` and Slack's redirect
+    (``/slack/oauth_redirect``), so they are served on ``PORT`` with ``/healthz`` and ``/metrics``."""
+    if not settings.oauth:
+        yield
+        return
+    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=str(settings.slack_signing_secret))
+    with _serving_aside(app, settings.port, "PORT", "install page on http://0.0.0.0:%s/slack/install"):
+        yield
+
+
+@contextmanager
+def _serving_aside(app: WsgiApp, port: int, variable: str, announce: str) -> Iterator[None]:
+    """Serve ``app`` on ``port`` from a thread of its own until the block ends."""
+    server = _listen(app, port, variable)
+    threading.Thread(target=server.run, name=f"http-{variable.lower()}", daemon=True).start()
+    log.info(announce, server.effective_port)
     try:
         yield
     finally:
@@ -373,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.slack_bot_token,
         settings.slack_app_token,
         settings.slack_signing_secret,
+        settings.slack_client_secret,
+        settings.encryption_key,
         settings.gemini_api_key,
         make_url(normalise_url(settings.database_url)).password,
     )

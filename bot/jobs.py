@@ -33,6 +33,7 @@ from bot.errors import (
     GeminiAlarm,
     Interrupted,
     NotInChannel,
+    SlackAuthError,
     SlackError,
     SlackUnavailable,
 )
@@ -109,7 +110,12 @@ class JobRunner:
 
     def _run(self, view: JobView) -> None:
         lease = view.lease
-        slack = self._slack(view.team_id)
+        try:
+            slack = self._slack(view.team_id)
+        except SlackAuthError as err:  # the workspace removed the app: nothing can be posted, nobody told
+            log.warning("job %s failed: no Slack token for workspace %s", lease.job_id, view.team_id)
+            self._finish(view, "failed", error_code=err.code, error_message=str(err))
+            return
         stages = (
             self._resolve_prompt,
             self._ensure_thread,

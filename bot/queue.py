@@ -225,6 +225,22 @@ def release(session: Session, lease: Lease, *, delay_seconds: float = 0.0) -> bo
     return released
 
 
+def cancel_team(session: Session, team_id: str, *, code: str) -> int:
+    """End every queued job of a workspace (failed, ``code``): it removed the app. How many."""
+    result = session.execute(
+        update(Job)
+        .where(Job.team_id == team_id, Job.state == "queued")
+        .values(
+            state="failed",
+            finished_at=db_now(session),
+            error_code=code,
+            error_message="the app was removed from the workspace",
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 def _ours(session: Session, lease: Lease) -> bool:
     """Whether the lease still holds; locks the job row until the transaction ends (PostgreSQL)."""
     return session.scalars(select(Job.id).where(_fenced(lease)).with_for_update()).first() is not None

@@ -11,6 +11,7 @@ from typing import Literal
 
 from bot.catalog import DEFAULT_MODEL, Catalog, is_model_id
 from bot.errors import ConfigError, OptionError
+from bot.installations import check_key
 from bot.limits import Limit, parse_limits
 from bot.prices import PriceTable, load_prices
 from bot.redaction import shown_url
@@ -21,7 +22,11 @@ DEFAULT_DATABASE_FILE = "banana.db"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 _WHERE = {
-    "SLACK_BOT_TOKEN": "the xoxb- token under OAuth & Permissions of your Slack app",
+    "SLACK_BOT_TOKEN": "the xoxb- token under OAuth & Permissions of your Slack app (or set SLACK_CLIENT_ID "
+    "and SLACK_CLIENT_SECRET to install it in many workspaces)",
+    "SLACK_CLIENT_SECRET": "Basic Information → App Credentials of your Slack app",
+    "BANANA_ENCRYPTION_KEY": "a Fernet key that seals the workspaces' tokens; make one with "
+    '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"` and keep it',
     "SLACK_SIGNING_SECRET": "Basic Information → App Credentials of your Slack app (or set SLACK_APP_TOKEN "
     "to use Socket Mode)",
     "GEMINI_API_KEY": "https://aistudio.google.com/apikey (image models need a billed project)",
@@ -33,8 +38,11 @@ MAX_VARIATIONS = 8
 
 @dataclass(frozen=True)
 class Settings:
-    slack_bot_token: str
+    slack_bot_token: str  # "" in OAuth mode: each workspace's token is in the database
     gemini_api_key: str
+    slack_client_id: str | None = None  # OAuth mode (many workspaces)
+    slack_client_secret: str | None = None  # serve in OAuth mode: exchanges an install's code for a token
+    encryption_key: str | None = None  # OAuth mode: seals the tokens at rest
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
@@ -62,10 +70,16 @@ class Settings:
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
 
+    @property
+    def oauth(self) -> bool:
+        """Installed in many workspaces through OAuth, rather than one workspace's SLACK_BOT_TOKEN."""
+        return bool(self.slack_client_id)
+
     def __repr__(self) -> str:  # never print secrets, even by accident
         return (
-            f"Settings(socket_mode={self.socket_mode}, slack_api_url={self.slack_api_url!r}, "
-            f"gemini_api_url={self.gemini_api_url!r}, database={shown_url(self.database_url)!r}, "
+            f"Settings(socket_mode={self.socket_mode}, oauth={self.oauth}, "
+            f"slack_api_url={self.slack_api_url!r}, gemini_api_url={self.gemini_api_url!r}, "
+            f"database={shown_url(self.database_url)!r}, "
             f"port={self.port}, default_model={self.default_model!r}, workers={self.workers})"
         )
 
@@ -107,11 +121,21 @@ def database_url_from(environ: Mapping[str, str]) -> str:
 
 Role = Literal["serve", "worker"]
 
-SECRETS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "GEMINI_API_KEY")
+SECRETS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_CLIENT_SECRET",
+    "GEMINI_API_KEY",
+    "BANANA_ENCRYPTION_KEY",
+)
 
 # What each command reads, for its --help. (migrate reads DATABASE_URL only; sandbox nothing.)
 VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
-    "SLACK_BOT_TOKEN": (("serve", "worker"), "required: the xoxb- bot token"),
+    "SLACK_BOT_TOKEN": (("serve", "worker"), "the xoxb- bot token: one workspace (or SLACK_CLIENT_ID)"),
+    "SLACK_CLIENT_ID": (("serve", "worker"), "OAuth mode: installed in many workspaces (/slack/install)"),
+    "SLACK_CLIENT_SECRET": (("serve",), "OAuth mode: the app's client secret"),
+    "BANANA_ENCRYPTION_KEY": (("serve", "worker"), "OAuth mode: the Fernet key that seals the tokens"),
     "SLACK_SIGNING_SECRET": (("serve",), "required in HTTP mode: verifies Slack's requests"),
     "SLACK_APP_TOKEN": (("serve",), "xapp- token: when set, Socket Mode instead of HTTP"),
     "GEMINI_API_KEY": (("serve", "worker"), "required: sent to Gemini as x-goog-api-key"),
@@ -162,8 +186,22 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
     problems: list[str] = []
     app_token = get("SLACK_APP_TOKEN")
     http_mode = role == "serve" and not app_token
-    required = ["SLACK_BOT_TOKEN", "GEMINI_API_KEY"] + (["SLACK_SIGNING_SECRET"] if http_mode else [])
+    client_id = get("SLACK_CLIENT_ID")
+    oauth = client_id is not None
+    required = ["GEMINI_API_KEY"] + (["SLACK_SIGNING_SECRET"] if http_mode else [])
+    if oauth:
+        required += ["BANANA_ENCRYPTION_KEY"] + (["SLACK_CLIENT_SECRET"] if role == "serve" else [])
+        if get("SLACK_BOT_TOKEN"):
+            problems.append(
+                "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installed "
+                "through OAuth in many workspaces), not both"
+            )
+    else:
+        required.insert(0, "SLACK_BOT_TOKEN")
     problems += [f"{name} is not set: get it from {_WHERE[name]}" for name in required if not get(name)]
+    encryption_key = get("BANANA_ENCRYPTION_KEY")
+    if oauth and encryption_key and (why := check_key(encryption_key)):
+        problems.append(why)
     if app_token and not app_token.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level xapp- token with connections:write")
     bot_token = get("SLACK_BOT_TOKEN")
@@ -201,7 +239,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
             return None
         return int(raw)
 
-    port = (port_of("PORT") if http_mode else None) or 3000
+    port = (port_of("PORT") if http_mode or (oauth and role == "serve") else None) or 3000
     metrics_port = port_of("METRICS_PORT")
     workers = number("BANANA_WORKERS", 4, minimum=0)
     per_user = number("BANANA_USER_CONCURRENCY", 2, minimum=1)
@@ -251,8 +289,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, role: Role = "ser
     assert prices is not None  # read, or its problem raised just above
 
     return Settings(
-        slack_bot_token=get("SLACK_BOT_TOKEN") or "",
+        slack_bot_token="" if oauth else get("SLACK_BOT_TOKEN") or "",
         gemini_api_key=get("GEMINI_API_KEY") or "",
+        slack_client_id=client_id,
+        slack_client_secret=get("SLACK_CLIENT_SECRET") if oauth else None,
+        encryption_key=encryption_key if oauth else None,
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
         slack_app_token=app_token,
         slack_api_url=get("SLACK_API_URL") or DEFAULT_SLACK_API_URL,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from slack_bolt import App
 
 from bot.cards import Cards
+from bot.installations import Workspaces
 from bot.intake import Intake
 from bot.reports import Reports
 from handlers import actions, commands, errors, events, middleware, shortcuts
@@ -23,6 +24,7 @@ class Deps:
     intake: Intake
     reports: Reports
     cards: Cards
+    workspaces: Workspaces
     after_ack: Callable[[Callable[[], object]], None]
 
 

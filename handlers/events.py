@@ -36,6 +36,18 @@ def register(app: App, deps: Deps) -> None:
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
 
+    # The workspace removed the app, or revoked its bot token: Slack sends these without a usable token
+    # (Bolt skips its auth.test for them). Its tokens go, and its queued jobs end.
+    def on_uninstalled(context: BoltContext) -> None:
+        deps.workspaces.removed(str(context.team_id or ""))
+
+    def on_tokens_revoked(event: dict[str, Any], context: BoltContext) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            deps.workspaces.removed(str(context.team_id or ""), bot_token_only=True)
+
+    app.event("app_uninstalled")(on_uninstalled)
+    app.event("tokens_revoked")(on_tokens_revoked)
+
 
 def _tell_privately(client: WebClient, message: Message, text: str) -> None:
     try:

@@ -1,5 +1,6 @@
 """The WSGI app served in HTTP mode: POST /slack/events (Bolt) behind a screen, GET /healthz and GET
-/metrics (``ops_app``, also served alone on ``METRICS_PORT`` by processes that serve no HTTP).
+/metrics (``ops_app``, also served alone on ``METRICS_PORT`` by processes that serve no HTTP), and in OAuth
+mode GET /slack/install and GET /slack/oauth_redirect (Bolt's install flow).
 
 The screen answers before Bolt sees a request that can't be Slack's or that Bolt can't parse: an
 oversized body gets 413, a missing, stale or wrong signature 401 (checked on the raw bytes before
@@ -48,16 +49,24 @@ SERVER_SETTINGS: dict[str, Any] = {
 }
 
 
+INSTALL_PATHS = ("/slack/install", "/slack/oauth_redirect")
+
+
 def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str) -> WsgiApp:
-    slack = screen_requests(SlackRequestHandler(app, path="/slack/events"), signing_secret=signing_secret)
+    bolt = SlackRequestHandler(app, path="/slack/events")
+    slack = screen_requests(bolt, signing_secret=signing_secret)
     ops = ops_app(healthy=healthy)
+    installs = app.oauth_flow is not None
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "") == "/slack/events":
+        path = environ.get("PATH_INFO", "")
+        if path == "/slack/events":
             started = time.monotonic()
             result: Iterable[bytes] = slack(environ, start_response)  # Bolt answers once the listener ends
             metrics.ACK_SECONDS.observe(time.monotonic() - started)
             return result
+        if installs and path in INSTALL_PATHS and environ.get("REQUEST_METHOD") == "GET":
+            return bolt(environ, start_response)  # a person's browser: the install page, Slack's redirect
         return ops(environ, start_response)
 
     return application

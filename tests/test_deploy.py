@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bot.blocks import EDIT_SHORTCUT
+from bot.installations import BOT_SCOPES
 from bot.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,19 +32,11 @@ def test_the_manifest_declares_what_the_app_uses() -> None:
     assert [s["callback_id"] for s in features["shortcuts"]] == [EDIT_SHORTCUT]
     assert len(features["bot_user"]["display_name"]) <= 80
     assert settings["interactivity"]["is_enabled"] is True  # the result cards' buttons
-    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    needed = {
-        "commands",
-        "chat:write",
-        "files:write",
-        "files:read",
-        "app_mentions:read",
-        "users:read",
-        "im:write",
-    }
-    assert needed <= scopes
     events = set(settings["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.channels", "message.groups", "message.im"} <= events
+    assert {"app_uninstalled", "tokens_revoked"} <= events
+    # An install through /slack/install (OAuth mode) asks for exactly the manifest's scopes.
+    assert sorted(BOT_SCOPES) == sorted(manifest["oauth_config"]["scopes"]["bot"])
 
 
 def test_compose_runs_postgresql_two_web_processes_and_two_workers() -> None:

@@ -13,6 +13,7 @@ from bot import queue
 from bot.cards import Cards
 from bot.catalog import Catalog
 from bot.gemini import GeminiClient
+from bot.installations import Workspaces
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.models import Job
@@ -37,8 +38,13 @@ class InProcess:
         return SlackGateway(client, http=self.http, api_url=self.slack.api_url, share_timeout=2.0)
 
     def runner(
-        self, *, slack_retry_delays: tuple[float, ...] = (30.0,), stopping: threading.Event | None = None
+        self,
+        *,
+        slack_retry_delays: tuple[float, ...] = (30.0,),
+        stopping: threading.Event | None = None,
+        workspaces: Workspaces | None = None,
     ) -> JobRunner:
+        """``workspaces``: the workspaces' gateways (default: the stand-in's one workspace)."""
         gateway = self.gateway()
         gemini = GeminiClient(
             self.http, base_url=self.gemini.url, api_key=self.gemini.api_key, cancel=stopping
@@ -46,10 +52,15 @@ class InProcess:
         return JobRunner(
             sessions=self.sessions,
             gemini=gemini,
-            slack=lambda _team_id: gateway,
+            slack=workspaces or (lambda _team_id: gateway),
             slack_retry_delays=slack_retry_delays,
             stopping=stopping,
         )
+
+    def workspaces(self) -> Workspaces:
+        """The one workspace of the stand-in Slack, as ``SLACK_BOT_TOKEN`` serves it."""
+        gateway = self.gateway()
+        return Workspaces(sessions=self.sessions, make=lambda _token: gateway, token=self.slack.bot_token)
 
     def cards(self) -> Cards:
         gateway = self.gateway()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
+from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import StartupError
-from bot.installations import EncryptedInstallationStore, check_key, state_store
-from bot.models import SLACK_BOTS, SLACK_INSTALLATIONS
+from bot.errors import SlackAuthError, StartupError
+from bot.installations import EncryptedInstallationStore, Workspaces, check_key, state_store
+from bot.models import SLACK_BOTS, SLACK_INSTALLATIONS, Job
+from bot.slack import SlackGateway
+from tests.bot.helpers import add_job, new_conversation
 
 KEY = Fernet.generate_key().decode()
 BOT_TOKEN = "xoxb-1234-5678-abcdefghijklmnopqrstuvwx"
@@ -56,6 +61,40 @@ def test_tokens_are_stored_sealed_and_read_back_in_the_clear(engine: Engine) -> 
     )
     with pytest.raises(StartupError, match="can't be decrypted"):
         other.find_bot(enterprise_id=None, team_id="T2")
+
+
+def test_each_workspace_gets_a_gateway_with_its_token_and_loses_it_when_it_removes_the_app(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    store = EncryptedInstallationStore(client_id="C1", engine=engine, encryption_key=KEY)
+    for team in ("T1", "T2"):
+        store.save(installation(team))
+    made: list[str] = []
+
+    def make(token: str) -> SlackGateway:
+        made.append(token)
+        return SlackGateway(WebClient(token=token), http=httpx.Client(), api_url="https://slack.com/api/")
+
+    workspaces = Workspaces(sessions=sessions, make=make, store=store)
+    one, two = workspaces("T1"), workspaces("T2")
+    assert (one.client.token, two.client.token) == (BOT_TOKEN + "T1", BOT_TOKEN + "T2")
+    assert workspaces("T1") is one and len(made) == 2  # kept, with its cache of names
+    again = installation("T1")
+    again.bot_token = "xoxb-installed-again"
+    store.save(again)
+    assert workspaces("T1").client.token == "xoxb-installed-again"
+    with sessions.begin() as session:
+        conversation = new_conversation(session, team="T1")
+        queued = add_job(session, conversation).id
+        other = add_job(session, new_conversation(session, team="T2", thread="2.0")).id
+    assert workspaces.removed("T1") == 1
+    with pytest.raises(SlackAuthError, match="not_installed"):
+        workspaces("T1")
+    assert workspaces("T2") is two
+    with sessions() as session:
+        ended, untouched = session.get_one(Job, queued), session.get_one(Job, other)
+        assert (ended.state, ended.error_code) == ("failed", "app_uninstalled")
+        assert untouched.state == "queued"
 
 
 def test_the_oauth_state_is_issued_and_used_once(engine: Engine) -> None:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import update
 
+from bot.installations import Workspaces
 from bot.models import Job
 from tests.bot.stack import CHANNEL, InProcess
 
@@ -85,3 +86,16 @@ def test_a_job_given_up_after_too_many_attempts_says_so_without_calling_gemini(s
     assert (job.state, job.error_code) == ("failed", "GaveUp")
     assert world.gemini.requests == []
     assert "failed 8 times" in str(world.slack.responses[-1].body["text"])
+
+
+def test_a_job_of_a_workspace_without_an_installation_ends_without_a_word_to_slack(
+    stand_ins: InProcess,
+) -> None:
+    """OAuth mode, a workspace that removed the app (or never installed it): no token to post with."""
+    world = stand_ins
+    job_id = world.command("a lighthouse")
+    nowhere = Workspaces(sessions=world.sessions, make=lambda _token: world.gateway(), store=None)
+    world.runner(workspaces=nowhere).run(world.claim())
+    job = world.job(job_id)
+    assert (job.state, job.error_code) == ("failed", "not_installed")
+    assert world.gemini.requests == [] and world.slack.calls == []

@@ -54,3 +54,36 @@ def test_token_shapes_and_placeholders_are_caught() -> None:
         load_settings({**BASE, "SLACK_BOT_TOKEN": "xoxb-...", "GEMINI_API_KEY": "..."})
     assert len(placeholder.value.problems) == 2
     assert all("placeholder" in p for p in placeholder.value.problems)
+
+
+OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "GEMINI_API_KEY": "k", "SLACK_SIGNING_SECRET": "s3cret"}
+KEY = "aGVsbG8tdGhpcy1pcy1hLWZlcm5ldC1rZXktb2YtMzI="  # 32 url-safe base64 bytes
+
+
+def test_oauth_mode_needs_the_client_secret_and_a_fernet_key_and_no_bot_token() -> None:
+    settings = load_settings({**OAUTH, "SLACK_CLIENT_SECRET": "cs", "BANANA_ENCRYPTION_KEY": KEY})
+    assert settings.oauth and settings.slack_bot_token == "" and settings.encryption_key == KEY
+    assert "cs" not in repr(settings) and KEY not in repr(settings)
+    with pytest.raises(ConfigError) as missing:
+        load_settings(OAUTH)
+    assert [p.split(" ")[0] for p in missing.value.problems] == [
+        "BANANA_ENCRYPTION_KEY",
+        "SLACK_CLIENT_SECRET",
+    ]
+    assert "Fernet.generate_key()" in missing.value.problems[0]
+    with pytest.raises(ConfigError) as bad_key:
+        load_settings({**OAUTH, "SLACK_CLIENT_SECRET": "cs", "BANANA_ENCRYPTION_KEY": "not-a-key"})
+    assert bad_key.value.problems == [
+        "BANANA_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes); make one with "
+        '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+    ]
+    with pytest.raises(ConfigError) as both:
+        load_settings(
+            {**OAUTH, "SLACK_CLIENT_SECRET": "cs", "BANANA_ENCRYPTION_KEY": KEY, "SLACK_BOT_TOKEN": "xoxb-1"}
+        )
+    assert "not both" in both.value.problems[0]
+    # A worker exchanges no codes: the client id (the installations' key) and the key are enough.
+    worker = load_settings(
+        {"SLACK_CLIENT_ID": "1111.2222", "GEMINI_API_KEY": "k", "BANANA_ENCRYPTION_KEY": KEY}, role="worker"
+    )
+    assert worker.oauth and worker.slack_client_secret is None

@@ -204,3 +204,15 @@ def test_the_sandbox_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "Traceback" not in err and "stopped" in err.lower()
+
+
+def test_oauth_mode_without_a_valid_encryption_key_refuses_to_start_with_one_line(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in base_env(slack, tmp_path).items() if k != "SLACK_BOT_TOKEN"}
+    env |= {"SLACK_CLIENT_ID": slack.client_id, "SLACK_CLIENT_SECRET": slack.client_secret}
+    missing = one_line(run([], cwd=tmp_path, env=env))
+    assert missing.startswith("Nano Banana can't start: BANANA_ENCRYPTION_KEY is not set")
+    assert "Fernet.generate_key()" in missing
+    wrong = one_line(run([], cwd=tmp_path, env={**env, "BANANA_ENCRYPTION_KEY": "hunter2"}))
+    assert "BANANA_ENCRYPTION_KEY is not a Fernet key" in wrong and "hunter2" not in wrong

@@ -10,10 +10,11 @@ import pytest
 import waitress
 from sqlalchemy import func, select
 
-from app import build_bolt
+from app import _after_ack, build_bolt
 from bot.models import Job
 from bot.reports import Reports
 from bot.settings import Settings
+from handlers import Deps
 from handlers.web import wsgi_app
 from tests.bot.stack import CHANNEL, InProcess
 
@@ -28,14 +29,23 @@ def served(stand_ins: InProcess) -> Iterator[InProcess]:
         slack_api_url=slack.api_url,
     )
     reports = Reports(sessions=stand_ins.sessions, limits=settings.limits, prices=settings.prices)
-    bolt = build_bolt(settings, stand_ins.intake(), reports, stand_ins.cards())
+    deps = Deps(
+        intake=stand_ins.intake(),
+        reports=reports,
+        cards=stand_ins.cards(),
+        workspaces=stand_ins.workspaces(),
+        after_ack=_after_ack,
+    )
+    bolt = build_bolt(settings, deps)
     app = wsgi_app(bolt, healthy=lambda: True, signing_secret=slack.signing_secret)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     slack.request_url = f"http://127.0.0.1:{server.effective_port}/slack/events"  # type: ignore[union-attr]
     yield stand_ins
-    server.close()  # the daemon thread's loop idles on; nothing reaches it any more
+    # Closed from its own loop's thread: closed from this one, the loop could be inside select() on the
+    # socket being closed (EBADF in that thread). The daemon loop idles on; nothing reaches it any more.
+    server.trigger.pull_trigger(server.close)  # type: ignore[union-attr]
 
 
 def jobs(world: InProcess) -> int:

@@ -28,8 +28,9 @@ Slack quirks reproduced on purpose (from Slack's API docs and what its SDKs expe
 
 The package is split by concern: ``state`` (the workspace, the records, waiting), ``web_api`` (the Web API
 methods), ``files`` (file hosting and the v2 upload), ``delivery`` (signed deliveries to the app and
-``response_url``), ``socket_mode`` (the WebSocket), ``script`` (faults and holds), ``records`` (what the
-tests read) and ``wire`` (Slack's wire details). ``FakeSlack`` puts them together.
+``response_url``), ``installs`` (OAuth installs in many workspaces, uninstalls), ``socket_mode`` (the
+WebSocket), ``script`` (faults and holds), ``records`` (what the tests read) and ``wire`` (Slack's wire
+details). ``FakeSlack`` puts them together.
 
 Nothing here logs; tokens are only compared, never printed.
 """
@@ -37,8 +38,8 @@ Nothing here logs; tokens are only compared, never printed.
 from __future__ import annotations
 
 from bot.sandbox._http import ServerThread
-from bot.sandbox.fake_slack.delivery import Deliveries
 from bot.sandbox.fake_slack.files import Files
+from bot.sandbox.fake_slack.installs import Installs
 from bot.sandbox.fake_slack.records import ApiCall, Delivery, Download, Response, Upload, live_markup
 from bot.sandbox.fake_slack.script import Script
 from bot.sandbox.fake_slack.state import Hold
@@ -65,12 +66,12 @@ __all__ = [
 ]
 
 
-class FakeSlack(WebApi, Files, Deliveries, Script):
+class FakeSlack(WebApi, Files, Installs, Script):
     """Slack on loopback. Use as a context manager or call ``start()``/``stop()``."""
 
     def __init__(self, **identity: str) -> None:
         """``identity``: ``bot_token``, ``app_token``, ``signing_secret``, ``team_id``, ``bot_user_id``,
-        ``bot_id``, ``api_app_id`` (sandbox values by default)."""
+        ``bot_id``, ``api_app_id``, ``client_id``, ``client_secret`` (sandbox values by default)."""
         super().__init__(**identity)
         self._server = ServerThread(_make_handler(self, self._route), name="fake-slack")
         self._external = ServerThread(_make_handler(self, self._route_external), name="fake-slack-external")
@@ -92,6 +93,7 @@ class FakeSlack(WebApi, Files, Deliveries, Script):
             "files.completeUploadExternal": self._files_complete_upload,
             "files.info": self._files_info,
             "files.delete": self._files_delete,
+            "oauth.v2.access": self._oauth_v2_access,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,

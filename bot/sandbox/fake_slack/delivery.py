@@ -81,7 +81,7 @@ class Deliveries(SocketMode):
     ) -> dict[str, str]:
         return {
             "token": self.verification_token,
-            "team_id": team_id or self.team_id,
+            "team_id": team_id or self.team_of(channel_id),
             "team_domain": self.team_domain,
             "channel_id": channel_id,
             "channel_name": self._channel_name(channel_id, in_command=True),
@@ -112,7 +112,7 @@ class Deliveries(SocketMode):
         envelope's ``team_id`` and sets ``is_ext_shared_channel``, and only ``authorizations`` names the
         installation."""
         event_id = event_id or _new_id("Ev", 10)
-        installed = team_id or self.team_id
+        installed = team_id or self.team_of(str(event.get("channel") or ""))
         envelope = {
             "token": self.verification_token,
             "team_id": acting_team or installed,
@@ -179,9 +179,10 @@ class Deliveries(SocketMode):
                         "action_ts": f"{time.time():.6f}",
                     }
                     channel = str(message["channel"])
+                    team = self.team_of(channel)
                     payload = {
                         "type": "block_actions",
-                        "user": {"id": user, "username": self._user_name(user), "team_id": self.team_id},
+                        "user": {"id": user, "username": self._user_name(user), "team_id": team},
                         "api_app_id": self.api_app_id,
                         "token": self.verification_token,
                         "container": {
@@ -192,7 +193,7 @@ class Deliveries(SocketMode):
                             "thread_ts": message.get("thread_ts"),
                         },
                         "trigger_id": self.new_trigger_id(),
-                        "team": {"id": self.team_id, "domain": self.team_domain},
+                        "team": {"id": team, "domain": self.team_domain},
                         "enterprise": None,
                         "is_enterprise_install": False,
                         "channel": {"id": channel, "name": self._channel_name(channel, in_command=False)},
@@ -231,7 +232,7 @@ class Deliveries(SocketMode):
         channel the bot is not in."""
         ts = self._clock.next()
         channel_type = channel_type or _channel_type(channel)
-        team = team_id or self.team_id
+        team = team_id or self.team_of(channel)
         with self._cond:
             parent = self._find_message(channel, thread_ts) if thread_ts else None
             record: JSON = {
@@ -254,7 +255,7 @@ class Deliveries(SocketMode):
             return []
 
         base: JSON = {"user": user, "text": text, "ts": ts, "team": team}
-        if team != self.team_id:
+        if team != self.team_of(channel):
             base["user_team"] = base["source_team"] = team
         if text:
             base["blocks"] = _rich_text(text)

@@ -107,8 +107,8 @@ class Files(SlackState):
         match = _FILE_PATH.fullmatch(req.path)
         assert match is not None
         auth = req.headers.get("authorization")
-        authorized = auth == f"Bearer {self.bot_token}"
         with self._cond:
+            authorized = auth is not None and auth.removeprefix("Bearer ") in self._tokens
             stored = self._files.get(match.group(2))
         if stored is None or stored.external:
             self._record(self.downloads, Download(req.path, auth is not None, authorized, 404))

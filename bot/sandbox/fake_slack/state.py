@@ -48,6 +48,7 @@ class _Channel:
     archived: bool = False
     name: str | None = None
     user: str | None = None  # the other party of an im
+    team: str | None = None  # the workspace it belongs to (None: the fake's first workspace)
 
 
 @dataclass
@@ -157,8 +158,12 @@ class SlackState:
         bot_user_id: str = "UBANANA",
         bot_id: str = "BBANANA",
         api_app_id: str = "A0BANANA",
+        client_id: str = "1111.2222",
+        client_secret: str = "sandbox-client-secret",  # noqa: S107
     ) -> None:
         self.bot_token = bot_token
+        self.client_id = client_id
+        self.client_secret = client_secret
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.team_id = team_id
@@ -205,6 +210,11 @@ class SlackState:
         self._external_paths: dict[str, tuple[bytes, str]] = {}
         self._tickets: set[str] = set()
         self._holds: dict[str, Hold] = {}
+        # Workspaces (``installs``): each live bot token's workspace, tokens revoked, codes not yet used.
+        self._tokens: dict[str, str] = {bot_token: team_id}
+        self._revoked: set[str] = set()
+        self._codes: dict[str, tuple[str, str]] = {}
+        self._team_names: dict[str, str] = {team_id: "Sandbox"}
 
         self._http: httpx.Client | None = None
 
@@ -277,14 +287,29 @@ class SlackState:
         return self._ws_url or None
 
     def set_channel(
-        self, channel_id: str, *, member: bool = True, archived: bool = False, name: str | None = None
+        self,
+        channel_id: str,
+        *,
+        member: bool = True,
+        archived: bool = False,
+        name: str | None = None,
+        team: str | None = None,
     ) -> None:
-        """Declare the bot's membership and the channel's state. Unknown channels: member, not archived."""
+        """Declare the bot's membership and the channel's state. Unknown channels: member, not archived,
+        in the fake's first workspace (``team``: another one's; its messages and commands come from there)."""
         with self._cond:
             state = self._channels.setdefault(channel_id, _Channel())
             state.member, state.archived = member, archived
             if name is not None:
                 state.name = name
+            if team is not None:
+                state.team = team
+
+    def team_of(self, channel_id: str) -> str:
+        """The workspace ``channel_id`` belongs to."""
+        with self._cond:
+            state = self._channels.get(channel_id)
+        return (state.team if state is not None else None) or self.team_id
 
     def set_user(
         self, user_id: str, *, name: str | None = None, real_name: str | None = None, **fields: Any

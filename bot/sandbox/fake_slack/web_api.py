@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from bot.sandbox.fake_slack.installs import basic_credentials
 from bot.sandbox.fake_slack.records import JSON, ApiCall
 from bot.sandbox.fake_slack.state import SlackState, _Channel
 from bot.sandbox.fake_slack.wire import (
@@ -49,6 +50,7 @@ class WebApi(SlackState):
                 params.update({k: v[-1] for k, v in form.items()})
         auth = req.headers.get("authorization", "")
         token: str | None = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else None
+        basic = basic_credentials(auth)
         body_token = params.pop("token", None)
         if token is None and isinstance(body_token, str) and body_token:
             token = body_token
@@ -71,12 +73,14 @@ class WebApi(SlackState):
         handler = self._methods.get(method)
         if handler is None:
             return _Reply.json({"ok": False, "error": "unknown_method", "req_method": method})
-        auth_error = self._auth_error(method, token)
+        auth_error = None if method == "oauth.v2.access" else self._auth_error(method, token)
         if auth_error is not None:
             return _Reply.json({"ok": False, "error": auth_error})
         with self._cond:
+            team = self._tokens.get(token or "", self.team_id)
+            never_share = fault is not None and fault.never_share
             try:
-                result = handler(_Params(params, never_share=fault is not None and fault.never_share))
+                result = handler(_Params(params, never_share=never_share, team=team, basic_auth=basic))
             except _ApiError as exc:
                 result = {"ok": False, "error": exc.error}
             self._changed()
@@ -93,17 +97,20 @@ class WebApi(SlackState):
             if token == self.app_token:
                 return None
             return "invalid_auth" if token.startswith("xapp-") else "not_allowed_token_type"
-        if token == self.bot_token:
-            return None
-        return "not_allowed_token_type" if token == self.app_token else "invalid_auth"
+        if token == self.app_token:
+            return "not_allowed_token_type"
+        with self._cond:
+            if token in self._tokens:
+                return None
+            return "token_revoked" if token in self._revoked else "invalid_auth"
 
     def _auth_test(self, p: _Params) -> JSON:
         return {
             "ok": True,
             "url": self.base_url + "/",
-            "team": "Sandbox",
+            "team": self._team_names.get(p.team, p.team),
             "user": "nanobanana",
-            "team_id": self.team_id,
+            "team_id": p.team,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
@@ -327,7 +334,7 @@ class WebApi(SlackState):
         real_name = str(overrides.pop("real_name", name.title()))
         user: JSON = {
             "id": user_id,
-            "team_id": self.team_id,
+            "team_id": p.team,
             "name": name,
             "deleted": False,
             "real_name": real_name,

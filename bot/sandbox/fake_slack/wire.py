@@ -219,9 +219,20 @@ class _TsClock:
 class _Params:
     """Web API arguments with Slack-ish coercion."""
 
-    def __init__(self, values: dict[str, Any], *, never_share: bool = False) -> None:
+    def __init__(
+        self,
+        values: dict[str, Any],
+        *,
+        never_share: bool = False,
+        team: str = "",
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
+        """``team``: the workspace of the call's token; ``basic_auth``: the client's id and secret, when
+        sent as HTTP Basic credentials (``oauth.v2.access``)."""
         self.values = values
         self.never_share = never_share
+        self.team = team
+        self.basic_auth = basic_auth
 
     def string(self, key: str) -> str | None:
         value = self.values.get(key)

@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -33,13 +33,6 @@ def png_bytes(width: int = 8, height: int = 6) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "yellow").save(buffer, "PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-        assert fake.errors == []
 
 
 @pytest.fixture

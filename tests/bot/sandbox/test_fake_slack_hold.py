@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 
 import pytest
 from slack_sdk import WebClient
 
 from bot.sandbox.fake_slack import FakeSlack
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 def test_hold_delays_the_response_but_not_the_effect(fake: FakeSlack) -> None:
