@@ -51,6 +51,7 @@ from bot.reports import Reports
 from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
+from bot.workspace_keys import WorkspaceKeys
 from handlers import Deps, register_all
 from handlers.web import SERVER_SETTINGS, WsgiApp, ops_app, wsgi_app
 
@@ -70,6 +71,7 @@ class Runtime:
     cards: Cards
     http: httpx.Client
     workspaces: Workspaces
+    keys: WorkspaceKeys
     installations: EncryptedInstallationStore | None  # OAuth mode
 
 
@@ -106,6 +108,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         sessions=sessions, make=gateway, token=settings.slack_bot_token or None, store=installations
     )
     catalog = Catalog(settings.model_aliases)
+    keys = WorkspaceKeys(sessions=sessions, encryption_key=settings.encryption_key, check=gemini.check_key)
     runner = JobRunner(
         sessions=sessions,
         gemini=gemini,
@@ -114,6 +117,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         stopping=stopping,
         prices=settings.prices,
         buttons=ButtonPrices(settings.prices, catalog, settings.variations),
+        own_keys=keys.get,
     )
     pool = WorkerPool(
         sessions=sessions,
@@ -155,6 +159,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         cards=cards,
         http=http,
         workspaces=workspaces,
+        keys=keys,
         installations=installations,
     )
 
@@ -196,6 +201,7 @@ def deps_of(runtime: Runtime) -> Deps:
         reports=runtime.reports,
         cards=runtime.cards,
         workspaces=runtime.workspaces,
+        keys=runtime.keys,
         after_ack=_after_ack,
     )
 

@@ -54,6 +54,57 @@ def edit_modal(*, private_metadata: str, image_count: int) -> dict[str, Any]:
     }
 
 
+KEY_MODAL = "banana_key_modal"
+KEY_BLOCK = "gemini_key"
+KEY_ACTION = "key"
+
+
+def key_modal(*, status: str) -> dict[str, Any]:
+    """``/banana key`` (admins): the workspace's own Gemini key, typed once and never shown again.
+    ``status``: what is in use now (mrkdwn)."""
+    return {
+        "type": "modal",
+        "callback_id": KEY_MODAL,
+        "title": _text("Workspace Gemini key"),
+        "submit": _text("Check and save"),
+        "close": _text("Cancel"),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": status}},
+            {
+                "type": "input",
+                "block_id": KEY_BLOCK,
+                "label": _text("Gemini API key"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": KEY_ACTION,
+                    "max_length": 200,
+                    "placeholder": _text("AIza…"),
+                },
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "It is tried with one free call to Gemini first, then stored encrypted and "
+                        "never shown again. This workspace's images are then paid with it.",
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def notice_modal(text: str) -> dict[str, Any]:
+    """A modal that only says ``text`` (mrkdwn), e.g. once a key is saved."""
+    return {
+        "type": "modal",
+        "title": _text("Workspace Gemini key"),
+        "close": _text("Done"),
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+    }
+
+
 VIEW_SETTINGS = "banana_view_settings"
 REGENERATE = "banana_regenerate"
 VARIATIONS = "banana_variations"

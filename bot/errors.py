@@ -13,6 +13,7 @@
     │   │   └── GeminiAlarm         PUP_LIMITED_DISABLED / ESCALATION: the key's account needs an admin
     │   ├── GeminiModelUnavailable  404: the model ID does not exist (any more)
     │   ├── GeminiAuthError         the API key is invalid or lacks permission
+    │   │   └── WorkspaceKeyRefused the workspace's own key (``/banana key``), not the operator's
     │   ├── GeminiBadRequest        any other 400
     │   └── GeminiUnavailable       429/5xx/timeouts/garbage after the retry budget was spent
     └── SlackError                  a Slack Web API call failed
@@ -96,6 +97,10 @@ class GeminiModelUnavailable(GeminiError):
 
 class GeminiAuthError(GeminiError):
     pass
+
+
+class WorkspaceKeyRefused(GeminiAuthError):
+    """Gemini refused the workspace's own key (``/banana key``): its admins can mend it, not the operator."""
 
 
 class GeminiBadRequest(GeminiError):

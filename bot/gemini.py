@@ -229,6 +229,27 @@ class GeminiClient:
         self._max_wait = max_wait
         self._cancel = cancel or threading.Event()
 
+    def check_key(self, api_key: str, *, timeout: float = 2.5) -> str | None:
+        """Why Gemini refuses ``api_key``, or None: one free call (the model list), before a workspace's
+        own key is saved. Within a modal's 3 s."""
+        try:
+            response = self._http.get(
+                f"{self._base_url}/v1beta/models",
+                params={"pageSize": 1},
+                headers={"x-goog-api-key": api_key},
+                timeout=timeout,
+            )
+        except httpx.HTTPError:
+            return "Gemini couldn't be reached to try the key; try again in a moment"
+        if response.status_code == 200:
+            return None
+        try:
+            error = response.json().get("error") or {}
+        except ValueError:
+            error = {}
+        reason = str(error.get("message") or f"HTTP {response.status_code}")[:200]
+        return f"Gemini refused this key: {reason}"
+
     def generate(
         self, model_id: str, body: dict[str, Any], *, on_retry: Callable[[str, float], None] | None = None
     ) -> Answer:
@@ -244,6 +265,7 @@ class GeminiClient:
         *,
         on_retry: Callable[[str, float], None] | None = None,
         on_call: Callable[[SentCall], None] | None = None,
+        api_key: str | None = None,
     ) -> Iterator[Answer]:
         """``generate``, with the answer counted among the ``answers_at_once`` in hand until the block
         ends. The caller stores it inside the block, so answers waiting to be stored wait unread (a
@@ -251,8 +273,11 @@ class GeminiClient:
 
         ``on_call`` is told of every request sent that did not become the answer (refused, failed,
         unreadable, timed out), for the cost ledger; the answer's own call is the caller's to record, with
-        the answer (its ``usage`` and ``model_version``)."""
-        generated = self._generate(model_id, body, on_retry, on_call or (lambda _call: None))
+        the answer (its ``usage`` and ``model_version``). ``api_key``: the workspace's own key, instead of
+        the operator's."""
+        generated = self._generate(
+            model_id, body, on_retry, on_call or (lambda _call: None), api_key or self._api_key
+        )
         try:
             yield generated
         finally:
@@ -264,6 +289,7 @@ class GeminiClient:
         body: dict[str, Any],
         on_retry: Callable[[str, float], None] | None,
         on_call: Callable[[SentCall], None],
+        api_key: str,
     ) -> Answer:
         """Returns holding the answer's place in ``self._reading``, which the caller gives back."""
         url = f"{self._base_url}/v1beta/models/{model_id}:generateContent"
@@ -313,7 +339,7 @@ class GeminiClient:
                         "POST",
                         url,
                         content=payload,
-                        headers={"x-goog-api-key": self._api_key, "content-type": "application/json"},
+                        headers={"x-goog-api-key": api_key, "content-type": "application/json"},
                     ) as response:
                         status = response.status_code
                         took = time.monotonic() - started

@@ -39,6 +39,7 @@ class JobView:
     card_ts: str | None
     kind: str  # "turn", or the button that made it (``Job.kind``)
     queued_at: float  # epoch seconds: earlier runs' posts can only be newer than this
+    key_owner: str = "operator"  # whose Gemini key its calls use: "operator", or "workspace" (its own)
 
     @property
     def job_id(self) -> int:
@@ -58,6 +59,7 @@ class JobView:
             job_id=self.job_id,
             model_id=self.model_id,
             image_size=self.image_size,
+            key_owner=self.key_owner,
         )
 
     @property

@@ -31,11 +31,13 @@ from bot.errors import (
     ChannelArchived,
     GaveUp,
     GeminiAlarm,
+    GeminiAuthError,
     Interrupted,
     NotInChannel,
     SlackAuthError,
     SlackError,
     SlackUnavailable,
+    WorkspaceKeyRefused,
 )
 from bot.gemini import GeminiClient, build_request
 from bot.images import extension
@@ -78,6 +80,7 @@ class JobRunner:
         stopping: threading.Event | None = None,
         prices: PriceTable | None = None,
         buttons: ButtonPrices | None = None,
+        own_keys: Callable[[str], str | None] = lambda _team_id: None,
     ) -> None:
         """``buttons``: what a result card's paid buttons cost (their text says). ``on_unblocked`` (the
         pool sets its ``wake``): called as soon as a job's answer is stored or the job is marked done or
@@ -94,6 +97,7 @@ class JobRunner:
         self._uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
         self._prices = prices or load_prices()
         self._buttons = buttons or ButtonPrices(self._prices)
+        self._own_keys = own_keys  # a workspace's own Gemini key (``WorkspaceKeys.get``), else None
 
     def at_gemini(self) -> set[int]:
         """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
@@ -295,6 +299,8 @@ class JobRunner:
         with reading(self._sessions) as session:
             found = store.contents_for(session, session.get_one(Job, view.job_id))
         body = build_request(found.contents, aspect_ratio=view.aspect_ratio, image_size=view.image_size)
+        own_key = self._own_keys(view.team_id)
+        view = replace(view, key_owner="workspace" if own_key else "operator")
 
         def show_retry(reason: str, seconds: float) -> None:
             if view.status_ts:
@@ -306,12 +312,19 @@ class JobRunner:
         try:
             started = time.monotonic()
             charge_call = partial(self._charge_call, view)
-            with self._gemini.answer(view.model_id, body, on_retry=show_retry, on_call=charge_call) as answer:
+            with self._gemini.answer(
+                view.model_id, body, on_retry=show_retry, on_call=charge_call, api_key=own_key
+            ) as answer:
                 elapsed = time.monotonic() - started
                 stored = self._store_answer(
                     view, answer, elapsed, sent=_sent(found.contents), parent=found.base
                 )
             return replace(view, result_turn_id=stored)
+        except GeminiAuthError as err:
+            if own_key is None:
+                raise
+            # The workspace's own key (``/banana key``): its admins can mend that, not the operator.
+            raise WorkspaceKeyRefused(str(err)) from err
         finally:
             with self._lock:
                 self._at_gemini.discard(view.job_id)

@@ -32,6 +32,7 @@ class Payer:
     job_id: int | None
     model_id: str
     image_size: str | None
+    key_owner: str = "operator"  # whose Gemini key paid: "operator", or "workspace" (its own)
 
 
 def charge_row(
@@ -73,6 +74,7 @@ def charge_row(
         "thinking_tokens": tokens.thinking,
         "cost_micros": cost,
         "at": utcnow(),
+        "key_owner": payer.key_owner,
     }
 
 

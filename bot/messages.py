@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.catalog import Catalog, successor
 from bot.errors import (
     AttachmentError,
@@ -19,6 +21,7 @@ from bot.errors import (
     SlackError,
     SlackUnavailable,
     UserInputError,
+    WorkspaceKeyRefused,
 )
 from bot.limits import Limit, Tally
 from bot.mrkdwn import escape, mention, quote
@@ -76,7 +79,7 @@ def usage(catalog: Catalog, *, default_model: str) -> str:
         "• `--ar` — aspect ratio, e.g. `1:1`, `4:5`, `16:9`, `9:16`, `21:9`\n"
         "• `--size` — `1K`, `2K` or `4K` where the model has it (`512` on nano-banana-2)\n\n"
         "*Usage:* `/banana usage` shows your images and spend today and this month, and what is left under "
-        "the limits.\n\n"
+        "the limits. Admins: `/banana key` sets the workspace's own Gemini key (`/banana key remove`).\n\n"
         f"*Models:*\n{models}"
     )
 
@@ -120,6 +123,35 @@ def over_limit(
         f"{limit.whose()} limit of {limit.show(limit.amount)} a {limit.period} (`{limit}`); "
         f"{limit.show(limit.measure(used))} used {period}. It resets {resets_at} UTC, in {resets_in}. "
         f"To raise it, {ask}."
+    )
+
+
+KEY_NEEDS_OAUTH = (
+    "`/banana key` is for the app installed in many workspaces: here every image is paid with the "
+    "operator's `GEMINI_API_KEY`."
+)
+KEY_ADMINS_ONLY = (
+    "Only admins can set the workspace's Gemini key: the people in the bot's `BANANA_ADMINS` setting and "
+    "the workspace's owners and admins."
+)
+KEY_EMPTY = "Paste the key: it starts with AIza (https://aistudio.google.com/apikey)."
+KEY_SAVED = (
+    "🔑 Saved. From now on this workspace's images are paid with its own Gemini key. It is stored "
+    "encrypted and never shown again; `/banana key remove` goes back to the operator's key."
+)
+KEY_REMOVED = (
+    "🔑 The workspace's own Gemini key is removed: its images are paid with the operator's key again."
+)
+KEY_NONE = "This workspace has no Gemini key of its own: its images are paid with the operator's key."
+
+
+def key_status(set_by: str | None, set_at: datetime | None) -> str:
+    """What ``/banana key`` says about the key in use (never the key)."""
+    if set_by is None or set_at is None:
+        return KEY_NONE
+    return (
+        f"This workspace pays with its own Gemini key, saved by {mention(set_by)} on {set_at:%Y-%m-%d}. "
+        "A key saved here replaces it."
     )
 
 
@@ -357,6 +389,11 @@ def for_error(err: BaseException) -> str:
         return f"🚫 {why}. {advice}{extra}"
     if isinstance(err, GeminiModelUnavailable):
         return model_unavailable(err)
+    if isinstance(err, WorkspaceKeyRefused):
+        return (
+            "⚠️ Gemini rejected this workspace's own API key. An admin can save a new one with `/banana key`, "
+            "or go back to the operator's with `/banana key remove`. Nothing was charged."
+        )
     if isinstance(err, GeminiAuthError):
         return (
             "⚠️ Gemini rejected the bot's API key. An admin needs to check GEMINI_API_KEY. "

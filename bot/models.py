@@ -227,9 +227,22 @@ class Charge(Base):
     thinking_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Whose Gemini key paid: "operator" (GEMINI_API_KEY) or "workspace" (its own, ``/banana key``).
+    key_owner: Mapped[str] = mapped_column(String(16), default="operator", server_default="operator")
 
 
 Index("ix_charge_team_at", Charge.team_id, Charge.at)
+
+
+class WorkspaceKey(Base):
+    """A workspace's own Gemini API key (``bot.workspace_keys``), sealed with ``BANANA_ENCRYPTION_KEY``."""
+
+    __tablename__ = "workspace_key"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    gemini_key: Mapped[str] = mapped_column(Text)  # a Fernet token, never the key
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class HealthCheck(Base):

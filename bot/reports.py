@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "text_tokens",
     "thinking_tokens",
     "cost_usd",
+    "key_owner",
 )
 
 

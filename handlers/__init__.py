@@ -12,7 +12,8 @@ from bot.cards import Cards
 from bot.installations import Workspaces
 from bot.intake import Intake
 from bot.reports import Reports
-from handlers import actions, commands, errors, events, middleware, shortcuts
+from bot.workspace_keys import WorkspaceKeys
+from handlers import actions, commands, errors, events, keys, middleware, shortcuts
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Deps:
     reports: Reports
     cards: Cards
     workspaces: Workspaces
+    keys: WorkspaceKeys
     after_ack: Callable[[Callable[[], object]], None]
 
 
@@ -34,4 +36,5 @@ def register_all(app: App, deps: Deps) -> None:
     events.register(app, deps)
     shortcuts.register(app, deps)
     actions.register(app, deps)
+    keys.register(app, deps)
     errors.register(app)

@@ -11,6 +11,8 @@ from slack_sdk import WebClient
 from bot import messages
 from bot.payloads import parse_command
 from bot.reports import usage_request
+from bot.workspace_keys import key_request
+from handlers.keys import key_command
 
 if TYPE_CHECKING:
     from handlers import Deps
@@ -27,6 +29,15 @@ def register(app: App, deps: Deps) -> None:
         if parsed is None:
             log.warning("ignored a /banana whose ids don't look like Slack's")
             ack(response_type="ephemeral", text=messages.NOT_UNDERSTOOD)
+            return
+        key = key_request(parsed.text)
+        if key is not None:  # /banana key [remove]: admins only, answered after the ack
+            if not deps.keys.enabled:
+                ack(response_type="ephemeral", text=messages.KEY_NEEDS_OAUTH)
+                return
+            ack()
+            trigger = str(command.get("trigger_id") or "")
+            deps.after_ack(lambda: key_command(deps, parsed, key, client, respond, trigger))
             return
         kind = usage_request(parsed.text)
         if kind is not None:  # /banana usage [csv]: yours in the ack; an admin's part after it

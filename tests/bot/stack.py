@@ -43,8 +43,10 @@ class InProcess:
         slack_retry_delays: tuple[float, ...] = (30.0,),
         stopping: threading.Event | None = None,
         workspaces: Workspaces | None = None,
+        own_key: str | None = None,
     ) -> JobRunner:
-        """``workspaces``: the workspaces' gateways (default: the stand-in's one workspace)."""
+        """``workspaces``: the workspaces' gateways (default: the stand-in's one workspace); ``own_key``:
+        every workspace's own Gemini key (default: none, the operator's pays)."""
         gateway = self.gateway()
         gemini = GeminiClient(
             self.http, base_url=self.gemini.url, api_key=self.gemini.api_key, cancel=stopping
@@ -55,6 +57,7 @@ class InProcess:
             slack=workspaces or (lambda _team_id: gateway),
             slack_retry_delays=slack_retry_delays,
             stopping=stopping,
+            own_keys=lambda _team_id: own_key,
         )
 
     def workspaces(self) -> Workspaces:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import CardCosts, cents_up, edit_modal, priced, result_card
-from bot.messages import result_origin
+from bot.blocks import CardCosts, cents_up, edit_modal, key_modal, notice_modal, priced, result_card
+from bot.messages import KEY_SAVED, key_status, result_origin
+from bot.models import utcnow
 
 LONGEST_PROMPT = ("a very long line of a prompt " * 200)[:4000]
 HOSTILE = "<!channel> <@U123> <https://evil.example|click> *bold* `code`\n" * 60
@@ -56,6 +57,13 @@ def test_a_result_card_stays_inside_slacks_limits(instruction: str) -> None:
 
 def test_the_edit_modal_stays_inside_slacks_limits() -> None:
     check_limits(edit_modal(private_metadata="x" * 3000, image_count=10)["blocks"])
+
+
+def test_the_key_modals_stay_inside_slacks_limits() -> None:
+    """A modal's title is at most 24 characters, its buttons' 24."""
+    for modal in (key_modal(status=key_status("U" + "X" * 30, utcnow())), notice_modal(KEY_SAVED)):
+        check_limits(modal["blocks"])
+        assert all(len(modal[k]["text"]) <= 24 for k in ("title", "submit", "close") if k in modal)
 
 
 def test_paid_buttons_say_how_many_images_and_about_what_they_cost() -> None:

@@ -99,3 +99,14 @@ def test_a_job_of_a_workspace_without_an_installation_ends_without_a_word_to_sla
     job = world.job(job_id)
     assert (job.state, job.error_code) == ("failed", "not_installed")
     assert world.gemini.requests == [] and world.slack.calls == []
+
+
+def test_a_workspace_key_gemini_refuses_is_the_workspaces_admins_to_mend(stand_ins: InProcess) -> None:
+    world = stand_ins
+    job_id = world.command("a lighthouse")
+    world.runner(own_key="AIzaSy-revoked-since-it-was-saved").run(world.claim())
+    job = world.job(job_id)
+    assert job.state == "failed" and [c.key_name for c in world.gemini.requests] == [None]
+    said = [m.get("text") for m in world.slack.messages] + [r.body.get("text") for r in world.slack.responses]
+    told = " ".join(str(text) for text in said)
+    assert "this workspace's own API key" in told and "/banana key" in told and "GEMINI_API_KEY" not in told

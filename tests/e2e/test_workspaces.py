@@ -5,9 +5,11 @@ SLACK_CLIENT_ID and SLACK_CLIENT_SECRET, no SLACK_BOT_TOKEN), against the stand-
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -173,3 +175,90 @@ def test_a_worker_process_posts_each_job_with_its_workspaces_token(workspaces: S
     stack.uploads(2)
     for team, channel in CHANNELS.items():
         assert tokens_used(slack, channel) == {slack.token_for(team)}
+
+
+OWN_KEY = "AIzaSyBlue-workspace-own-key-0123456789"  # the stand-in's, not a real key
+
+
+def key_submission(slack: FakeSlack, team: str, user: str, view: dict[str, Any], key: str) -> dict[str, Any]:
+    values = {"gemini_key": {"key": {"type": "plain_text_input", "value": key}}}
+    return {
+        "type": "view_submission",
+        "team": {"id": team},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": slack.api_app_id,
+        "trigger_id": slack.new_trigger_id(),
+        "view": {
+            **view,
+            "id": "V0KEY",
+            "team_id": team,
+            "app_installed_team_id": team,
+            "state": {"values": values},
+        },
+    }
+
+
+def test_an_admin_sets_the_workspaces_own_gemini_key_and_its_images_are_paid_with_it(
+    workspaces: Stack,
+) -> None:
+    stack, slack = workspaces, workspaces.slack
+    stack.gemini.add_key(OWN_KEY, name="blue")
+    stack.start_app(**oauth_env(slack))
+    for team in (BLUE, GREEN):
+        assert install(stack, team).status_code == 200
+    slack.set_user("UADMIN01", is_admin=True)
+
+    # Someone who is not an admin is told so, and no modal opens.
+    slack.send_command("key", channel_id=CHANNELS[BLUE], user_id="UBOB")
+    told = slack.wait_for(lambda: slack.responses)
+    assert "Only admins can set the workspace's Gemini key" in str(told[-1].body["text"])
+    assert not slack.calls_to("views.open")
+
+    slack.send_command("key", channel_id=CHANNELS[BLUE], user_id="UADMIN01")
+    opened = slack.wait_for(lambda: slack.calls_to("views.open"))[0]
+    view = opened.decoded("view")
+    assert view["callback_id"] == "banana_key_modal" and "operator's key" in json.dumps(view)
+    # A key Gemini refuses is not saved: the modal says why.
+    refused = slack.send_interactive(key_submission(slack, BLUE, "UADMIN01", view, "AIzaSy-not-a-key"))
+    errors = refused.json()["errors"]
+    assert refused.status == 200 and "Gemini refused this key" in errors["gemini_key"]
+    saved = slack.send_interactive(key_submission(slack, BLUE, "UADMIN01", view, f"  {OWN_KEY} "))
+    assert saved.json()["response_action"] == "update" and "Saved" in json.dumps(saved.json()["view"])
+
+    # Green's settings are its own: its admin sees the operator's key in use, not blue's.
+    slack.send_command("key", channel_id=CHANNELS[GREEN], user_id="UADMIN01")
+    green_view = slack.wait_for(lambda: slack.calls_to("views.open")[1:])[0].decoded("view")
+    assert "paid with the operator's key" in json.dumps(green_view) and "UADMIN01" not in json.dumps(
+        green_view
+    )
+    blue_again = slack.send_command("key", channel_id=CHANNELS[BLUE], user_id="UADMIN01")
+    assert blue_again.status == 200
+    blue_view = slack.wait_for(lambda: slack.calls_to("views.open")[2:])[0].decoded("view")
+    assert "its own Gemini key, saved by <@UADMIN01>" in json.dumps(blue_view)
+
+    # Blue's image is made with its own key, green's with the operator's, and the ledger says whose paid.
+    slack.send_command("a blue kite", channel_id=CHANNELS[BLUE])
+    slack.send_command("a green kite", channel_id=CHANNELS[GREEN])
+    stack.uploads(2)
+    stack.settled()
+    generated = [c for c in stack.gemini.requests]
+    assert sorted(str(c.key_name) for c in generated) == ["blue", "operator"]
+    engine = create_engine(stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as db:
+        owners = dict(db.execute(text("SELECT team_id, key_owner FROM charge")).all())
+        stored = [str(row) for row in db.execute(text("SELECT * FROM workspace_key"))]
+    engine.dispose()
+    assert owners == {BLUE: "workspace", GREEN: "operator"}
+    assert len(stored) == 1 and OWN_KEY not in stored[0] and "AIza" not in stored[0]  # sealed
+
+    # Removed: the operator's key pays again.
+    slack.send_command("key remove", channel_id=CHANNELS[BLUE], user_id="UADMIN01")
+    slack.wait_for(lambda: any("is removed" in str(r.body.get("text")) for r in slack.responses))
+    slack.send_command("a blue boat", channel_id=CHANNELS[BLUE])
+    stack.uploads(3)
+    assert stack.gemini.requests[-1].key_name == "operator"
+
+
+def test_key_is_for_oauth_mode_only(stack: Stack) -> None:
+    ack = stack.slack.send_command("key", user_id="UADMIN01")
+    assert "is for the app installed in many workspaces" in str(ack.json()["text"])

@@ -14,6 +14,7 @@ from app import _after_ack, build_bolt
 from bot.models import Job
 from bot.reports import Reports
 from bot.settings import Settings
+from bot.workspace_keys import WorkspaceKeys
 from handlers import Deps
 from handlers.web import wsgi_app
 from tests.bot.stack import CHANNEL, InProcess
@@ -34,6 +35,7 @@ def served(stand_ins: InProcess) -> Iterator[InProcess]:
         reports=reports,
         cards=stand_ins.cards(),
         workspaces=stand_ins.workspaces(),
+        keys=WorkspaceKeys(sessions=stand_ins.sessions, encryption_key=None),
         after_ack=_after_ack,
     )
     bolt = build_bolt(settings, deps)

@@ -36,6 +36,7 @@ class GeminiCall:
     status: int | None = None
     payload: dict[str, Any] | None = field(default=None, repr=False)
     image: bytes | None = field(default=None, repr=False)
+    key_name: str | None = None  # which of the fake's keys was sent ("operator", or ``add_key``'s name)
 
     def summary(self) -> str:
         state = (self.status or "reset") if self.answered else "pending"

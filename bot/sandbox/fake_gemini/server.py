@@ -103,6 +103,7 @@ class FakeGemini:
         self._stopping = threading.Event()
         self._server: ServerThread | None = None
         self._hold: Hold | None = None
+        self._keys: dict[str, str] = {api_key: "operator"}  # every key it takes, by its name in the calls
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class FakeGemini:
         if method != "POST" or route is None or route["method"] != "generateContent":
             handler.send_json(404, ApiError(404, "NOT_FOUND", "Method not found.").body())
             return
-        call = self._record(handler, unquote(route["model"]), raw)
+        call = self._record(handler, unquote(route["model"]), raw, self._key_name(sent_key))
         fault = self._consume_fault(call)
         with self._cond:
             hold = self._hold
@@ -263,7 +264,7 @@ class FakeGemini:
         ]
         return 200, {"models": models}
 
-    def _record(self, handler: _GeminiHandler, model_id: str, raw: bytes) -> GeminiCall:
+    def _record(self, handler: _GeminiHandler, model_id: str, raw: bytes, key_name: str | None) -> GeminiCall:
         headers = redacted_headers(handler.headers.items())
         parsed = load_body_or_none(raw)
         with self._cond:
@@ -273,6 +274,7 @@ class FakeGemini:
                 body=parsed if isinstance(parsed, dict) else {},
                 headers=headers,
                 at=time.monotonic(),
+                key_name=key_name,
             )
             self._calls.append(call)
             self._cond.notify_all()
@@ -299,10 +301,20 @@ class FakeGemini:
         if seconds > 0:
             self._stopping.wait(seconds)
 
+    def add_key(self, key: str, *, name: str) -> None:
+        """Take ``key`` too (another project's, e.g. a workspace's own); its calls say ``name``."""
+        with self._cond:
+            self._keys[key] = name
+
+    def _key_name(self, sent_key: str | None) -> str | None:
+        with self._cond:
+            keys = dict(self._keys)
+        return next((name for key, name in keys.items() if secrets.compare_digest(key, sent_key or "")), None)
+
     def _check_key(self, sent_key: str | None) -> None:
         if not sent_key:
             raise api_key_missing()
-        if not secrets.compare_digest(sent_key.encode(), self.api_key.encode()):
+        if self._key_name(sent_key) is None:
             raise api_key_invalid()
 
     def _model(self, model_id: str) -> FakeModel:
