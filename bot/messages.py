@@ -59,9 +59,13 @@ MODAL_ERROR_CHARS = 150  # Slack shows at most this much under a modal's input
 
 def for_modal(err: BaseException) -> str:
     """A problem with what was typed into a modal, shown under its input: plain text, not mrkdwn."""
-    text = (
+    return under_field(
         str(err) if isinstance(err, UserInputError) else "Something went wrong on my side; please try again."
     )
+
+
+def under_field(text: str) -> str:
+    """``text`` cut to what Slack shows under a modal's input."""
     return text if len(text) <= MODAL_ERROR_CHARS else text[: MODAL_ERROR_CHARS - 1] + "…"
 
 

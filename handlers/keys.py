@@ -48,11 +48,14 @@ def register(app: App, deps: Deps) -> None:
         values = body["view"]["state"]["values"]
         key = str((values.get(blocks.KEY_BLOCK) or {}).get(blocks.KEY_ACTION, {}).get("value") or "")
         if not deps.reports.is_admin(str(user), client):
-            ack(response_action="errors", errors={blocks.KEY_BLOCK: messages.KEY_ADMINS_ONLY})
+            ack(
+                response_action="errors",
+                errors={blocks.KEY_BLOCK: messages.under_field(messages.KEY_ADMINS_ONLY)},
+            )
             return
         problem = deps.keys.offer(str(team), key, set_by=str(user))
         if problem is not None:
-            ack(response_action="errors", errors={blocks.KEY_BLOCK: problem})
+            ack(response_action="errors", errors={blocks.KEY_BLOCK: messages.under_field(problem)})
             return
         log.info("workspace %s saved a Gemini key of its own", team)
         ack(response_action="update", view=blocks.notice_modal(messages.KEY_SAVED))

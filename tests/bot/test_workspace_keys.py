@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import ledger
+from bot import ledger, messages
 from bot.gemini import GeminiClient, build_request
 from bot.models import Charge
 from bot.prices import load_prices
@@ -102,3 +102,8 @@ def test_the_ledger_says_whose_key_paid(sessions: sessionmaker[Session]) -> None
 def test_only_the_whole_text_asks_for_the_key() -> None:
     assert key_request("key") == "set" and key_request(" Key  REMOVE ") == "remove"
     assert key_request("key lime pie") is None and key_request("a key") is None
+
+
+def test_a_long_refusal_is_cut_to_what_slack_shows_under_the_field() -> None:
+    shown = messages.under_field("Gemini refused this key: " + "x" * 400)
+    assert len(shown) == messages.MODAL_ERROR_CHARS and shown.endswith("…")
