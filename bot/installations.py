@@ -151,15 +151,13 @@ class Workspaces:
                 gateway = self._gateways[team_id] = self._make(bot.bot_token)
             return gateway
 
-    def removed(self, team_id: str, *, bot_token_only: bool = False) -> int:
+    def removed(self, team_id: str) -> int:
         """Slack says the workspace removed the app (``app_uninstalled``) or revoked its bot token
-        (``tokens_revoked``): its tokens are deleted, and its queued jobs end (failed, ``app_uninstalled``)
-        since nothing can be posted there any more. How many jobs ended."""
+        (``tokens_revoked``): its tokens are deleted (the installation's rows too, which hold the bot token
+        as well), and its queued jobs end (failed, ``app_uninstalled``) since nothing can be posted there
+        any more. How many jobs ended."""
         if self._store is not None:
-            if bot_token_only:
-                self._store.delete_bot(enterprise_id=None, team_id=team_id)
-            else:
-                self._store.delete_all(enterprise_id=None, team_id=team_id)
+            self._store.delete_all(enterprise_id=None, team_id=team_id)
         with self._lock:
             self._gateways.pop(team_id, None)
         with self._sessions.begin() as session:

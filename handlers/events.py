@@ -43,7 +43,7 @@ def register(app: App, deps: Deps) -> None:
 
     def on_tokens_revoked(event: dict[str, Any], context: BoltContext) -> None:
         if (event.get("tokens") or {}).get("bot"):
-            deps.workspaces.removed(str(context.team_id or ""), bot_token_only=True)
+            deps.workspaces.removed(str(context.team_id or ""))
 
     app.event("app_uninstalled")(on_uninstalled)
     app.event("tokens_revoked")(on_tokens_revoked)

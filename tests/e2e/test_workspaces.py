@@ -136,9 +136,10 @@ def test_uninstall_deletes_the_workspaces_tokens_and_ends_its_queued_jobs(worksp
     assert not [u for u in slack.uploads if u.channel == CHANNELS[GREEN]]
     engine = create_engine(stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as db:
-        teams = {row[0] for row in db.execute(text("SELECT team_id FROM slack_bots"))}
+        bots = {row[0] for row in db.execute(text("SELECT team_id FROM slack_bots"))}
+        installs = {row[0] for row in db.execute(text("SELECT team_id FROM slack_installations"))}
     engine.dispose()
-    assert teams == {BLUE}
+    assert bots == installs == {BLUE}  # the green workspace's tokens are gone, everywhere they were
     # The other workspace goes on as before.
     slack.send_command("a blue kite", channel_id=CHANNELS[BLUE])
     [upload] = stack.uploads(1)
