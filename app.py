@@ -287,7 +287,7 @@ def serve(settings: Settings) -> None:
         handler.close()  # type: ignore[no-untyped-call]
         return
 
-    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=str(settings.slack_signing_secret))
+    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=settings.slack_signing_secret)
     server = _listen(app, settings.port, "PORT")
     stop = _stop_on_signal()
     runtime.pool.start()
@@ -343,7 +343,7 @@ def _serving_installs(settings: Settings, runtime: Runtime, bolt: App) -> Iterat
     if not settings.oauth:
         yield
         return
-    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=str(settings.slack_signing_secret))
+    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=None)  # events come over the socket
     with _serving_aside(app, settings.port, "PORT", "install page on http://0.0.0.0:%s/slack/install"):
         yield
 

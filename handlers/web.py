@@ -52,15 +52,18 @@ SERVER_SETTINGS: dict[str, Any] = {
 INSTALL_PATHS = ("/slack/install", "/slack/oauth_redirect")
 
 
-def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str) -> WsgiApp:
+def wsgi_app(app: App, *, healthy: Callable[[], bool], signing_secret: str | None) -> WsgiApp:
+    """``signing_secret``: None in Socket Mode, whose events come over the socket: then POST /slack/events
+    is not served at all (404), since there is no secret to check a request's signature against (and
+    Bolt, in Socket Mode, checks none)."""
     bolt = SlackRequestHandler(app, path="/slack/events")
-    slack = screen_requests(bolt, signing_secret=signing_secret)
+    slack = screen_requests(bolt, signing_secret=signing_secret) if signing_secret else None
     ops = ops_app(healthy=healthy)
     installs = app.oauth_flow is not None
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/slack/events":
+        if path == "/slack/events" and slack is not None:
             started = time.monotonic()
             result: Iterable[bytes] = slack(environ, start_response)  # Bolt answers once the listener ends
             metrics.ACK_SECONDS.observe(time.monotonic() - started)

@@ -4,9 +4,12 @@ SLACK_CLIENT_ID and SLACK_CLIENT_SECRET, no SLACK_BOT_TOKEN), against the stand-
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,6 +157,24 @@ def test_socket_mode_serves_the_installed_workspaces_and_the_install_page_on_por
     slack.wait_for_socket_connection(timeout=30)
     app.wait_for_log("install page on")
     assert install(stack, BLUE).status_code == 200
+    # That port is a browser's: it takes no events, however they are signed (Socket Mode has no secret).
+    body, _headers = slack.command_request("a forged kite", channel_id=CHANNELS[BLUE])
+    stamp = str(int(time.time()))
+    for secret in ("None", "", "unused-in-socket-mode"):
+        signature = (
+            "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        )
+        forged = httpx.post(
+            f"{app.url}/slack/events",
+            content=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": signature,
+            },
+        )
+        assert forged.status_code == 404
+    assert stack.jobs() == []
     ack = slack.send_command("a blue kite", channel_id=CHANNELS[BLUE])
     assert "Got it" in ack.json()["text"]
     [upload] = stack.uploads(1)
