@@ -208,9 +208,10 @@ def deps_of(runtime: Runtime) -> Deps:
 
 def oauth_options(settings: Settings, runtime: Runtime) -> dict[str, object] | None:
     """Bolt's OAuth flow (``/slack/install``, ``/slack/oauth_redirect``) on our stores, and the
-    authorization of each request by its workspace's installation. ``oauth.v2.access`` and ``auth.test``
-    go through ``client``, so to ``SLACK_API_URL``. A request's ``auth.test`` is asked once per token
-    (``cache_enabled``), not on every event."""
+    authorization of each request by its workspace's installation. ``oauth.v2.access`` and each request's
+    ``auth.test`` go through the App's client (so to ``SLACK_API_URL``); ``auth.test`` is asked once per
+    token (``cache_enabled``), not on every event. The authorizer's own client would only refresh rotated
+    tokens (rotation is off in the manifest); it is given one with the same base URL all the same."""
     installations = runtime.installations
     if installations is None:
         return None

@@ -8,10 +8,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from bot.db import create_db_engine, session_factory
 from bot.models import Conversation, Job
@@ -33,6 +34,40 @@ def rows(database_url: str, table: type[T]) -> list[T]:
             return list(session.scalars(select(table).order_by(table.id)))  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def sql(database_url: str, statement: str) -> list[tuple[Any, ...]]:
+    """The rows of one SQL statement, read straight from the app's database (tables without a model of
+    ours: the installations, the workspace keys)."""
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(statement))]
+    finally:
+        engine.dispose()
+
+
+def refuse_writes(database_url: str, *, refuse: bool = True) -> None:
+    """PostgreSQL answers reads but refuses writes (as a full disk or a read-only failover would), or
+    takes them again. The app's connections are cut, so they pick the setting up when they reconnect."""
+    url = make_url(database_url)
+    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            setting = "on" if refuse else "off"
+            conn.execute(text("SET default_transaction_read_only = off"))  # this session may still write
+            conn.execute(
+                text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = {setting}')
+            )
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": url.database},
+            )
+    finally:
+        admin.dispose()
 
 
 def job_rows(database_url: str) -> list[Job]:

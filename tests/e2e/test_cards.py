@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bot.blocks import VIEW_SETTINGS
 from bot.models import Blob, Charge
 from bot.prices import dollars
 from tests.conftest import BACKENDS
-from tests.e2e.conftest import CHANNEL, Stack, make_stack, rows
+from tests.e2e.conftest import CHANNEL, Stack, make_stack, refuse_writes, rows
 
 pytestmark = pytest.mark.e2e
 
@@ -236,19 +234,6 @@ def test_a_press_the_database_refuses_gets_a_private_message_and_spends_nothing(
     stack = pg_stack
     stack.start_app()
     card = first_result(stack)
-    url = make_url(stack.env["DATABASE_URL"])
-    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'))
-            conn.execute(  # the app's connections pick the setting up when they reconnect
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": url.database},
-            )
-        assert "Something went wrong on my side" in told(stack, card, "Regenerate")
-        assert len(stack.gemini.requests) == 1
-    finally:
-        admin.dispose()
+    refuse_writes(stack.env["DATABASE_URL"])
+    assert "Something went wrong on my side" in told(stack, card, "Regenerate")
+    assert len(stack.gemini.requests) == 1

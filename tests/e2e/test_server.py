@@ -10,10 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, refuse_writes
 
 pytestmark = pytest.mark.e2e
 
@@ -119,29 +118,10 @@ def test_a_database_that_refuses_writes_turns_healthz_red(pg_stack: Stack) -> No
     stack = pg_stack
     stack.start_app()
     assert health(stack) == 200
-    url = make_url(stack.env["DATABASE_URL"])
-    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'))
-            conn.execute(  # the app's connections pick the setting up when they reconnect
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": url.database},
-            )
-        stack.slack.wait_for(lambda: health(stack) == 503, timeout=20)
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = off'))
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": url.database},
-            )
-        stack.slack.wait_for(lambda: health(stack) == 200, timeout=20)
-    finally:
-        admin.dispose()
+    refuse_writes(stack.env["DATABASE_URL"])
+    stack.slack.wait_for(lambda: health(stack) == 503, timeout=20)
+    refuse_writes(stack.env["DATABASE_URL"], refuse=False)
+    stack.slack.wait_for(lambda: health(stack) == 200, timeout=20)
 
 
 def test_an_over_long_model_name_is_a_clear_message_not_a_500(stack: Stack) -> None:

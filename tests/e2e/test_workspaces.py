@@ -18,13 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
 
 from bot.installations import BOT_SCOPES
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.process import AppProcess
 from tests.conftest import BACKENDS
-from tests.e2e.conftest import Stack, make_stack
+from tests.e2e.conftest import Stack, make_stack, sql
 
 pytestmark = pytest.mark.e2e
 
@@ -110,14 +109,12 @@ def test_two_workspaces_install_and_each_is_served_with_its_own_token_and_sees_o
     assert len(stack.jobs()) == 3
 
     # No token is readable in the database.
-    engine = create_engine(stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as db:
-        stored = [
-            str(row)
-            for table in ("slack_bots", "slack_installations")
-            for row in db.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - our own table names
-        ]
-    engine.dispose()
+    database = stack.env["DATABASE_URL"]
+    stored = [
+        str(row)
+        for row in sql(database, "SELECT * FROM slack_bots")
+        + sql(database, "SELECT * FROM slack_installations")
+    ]
     assert len(stored) == 4 and not any("xoxb-" in row for row in stored)
     assert not any(blue in row or green in row for row in stored)
 
@@ -137,11 +134,8 @@ def test_uninstall_deletes_the_workspaces_tokens_and_ends_its_queued_jobs(worksp
     # The job already at Gemini can post nothing: the token is revoked.
     stack.wait_for_jobs(lambda jobs: all(j.state == "failed" for j in jobs))
     assert not [u for u in slack.uploads if u.channel == CHANNELS[GREEN]]
-    engine = create_engine(stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as db:
-        bots = {row[0] for row in db.execute(text("SELECT team_id FROM slack_bots"))}
-        installs = {row[0] for row in db.execute(text("SELECT team_id FROM slack_installations"))}
-    engine.dispose()
+    bots = {row[0] for row in sql(stack.env["DATABASE_URL"], "SELECT team_id FROM slack_bots")}
+    installs = {row[0] for row in sql(stack.env["DATABASE_URL"], "SELECT team_id FROM slack_installations")}
     assert bots == installs == {BLUE}  # the green workspace's tokens are gone, everywhere they were
     # The other workspace goes on as before.
     slack.send_command("a blue kite", channel_id=CHANNELS[BLUE])
@@ -263,13 +257,9 @@ def test_an_admin_sets_the_workspaces_own_gemini_key_and_its_images_are_paid_wit
     slack.send_command("a green kite", channel_id=CHANNELS[GREEN])
     stack.uploads(2)
     stack.settled()
-    generated = [c for c in stack.gemini.requests]
-    assert sorted(str(c.key_name) for c in generated) == ["blue", "operator"]
-    engine = create_engine(stack.env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as db:
-        owners = dict(db.execute(text("SELECT team_id, key_owner FROM charge")).all())
-        stored = [str(row) for row in db.execute(text("SELECT * FROM workspace_key"))]
-    engine.dispose()
+    assert sorted(str(c.key_name) for c in stack.gemini.requests) == ["blue", "operator"]
+    owners = dict(sql(stack.env["DATABASE_URL"], "SELECT team_id, key_owner FROM charge"))
+    stored = [str(row) for row in sql(stack.env["DATABASE_URL"], "SELECT * FROM workspace_key")]
     assert owners == {BLUE: "workspace", GREEN: "operator"}
     assert len(stored) == 1 and OWN_KEY not in stored[0] and "AIza" not in stored[0]  # sealed
 
