@@ -274,3 +274,18 @@ def test_an_admin_sets_the_workspaces_own_gemini_key_and_its_images_are_paid_wit
 def test_key_is_for_oauth_mode_only(stack: Stack) -> None:
     ack = stack.slack.send_command("key", user_id="UADMIN01")
     assert "is for the app installed in many workspaces" in str(ack.json()["text"])
+
+
+def test_an_install_with_a_forged_state_is_refused_and_stores_nothing(workspaces: Stack) -> None:
+    """A redirect whose state this app never issued is not exchanged for a token: Bolt's failure page, no
+    oauth.v2.access, no installation (a state is used once: tests/bot/test_installations.py)."""
+    stack, slack = workspaces, workspaces.slack
+    stack.start_app(**oauth_env(slack))
+    with httpx.Client(base_url=stack.app.url) as browser:
+        forged = browser.get(
+            "/slack/oauth_redirect", params={"code": slack.approve_install(BLUE), "state": "forged"}
+        )
+    assert forged.status_code == 400
+    assert not slack.calls_to("oauth.v2.access")
+    assert install(stack, GREEN).status_code == 200
+    assert sql(stack.env["DATABASE_URL"], "SELECT team_id FROM slack_bots") == [(GREEN,)]
