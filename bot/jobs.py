@@ -62,6 +62,9 @@ IN_ORDER_POLLS = Backoff(first=0.05, growth=1.5, most=1.0)
 IN_ORDER_MOST_SECONDS = 60.0
 
 
+Stage = Callable[[JobView, SlackGateway], JobView]
+
+
 class LeaseLost(Exception):
     """Another worker owns the job now; stop without touching Slack or the job again."""
 
@@ -84,7 +87,8 @@ class JobRunner:
     ) -> None:
         """``buttons``: what a result card's paid buttons cost (their text says). ``on_unblocked`` (the
         pool sets its ``wake``): called as soon as a job's answer is stored or the job is marked done or
-        failed, each of which may make the next job of its conversation claimable."""
+        failed, each of which may make the next job of its conversation claimable. ``hand_off`` (the pool
+        sets it too): see ``run``."""
         self.on_unblocked: Callable[[], None] = lambda: None
         self._sessions = sessions
         self._gemini = gemini
@@ -98,6 +102,16 @@ class JobRunner:
         self._prices = prices or load_prices()
         self._buttons = buttons or ButtonPrices(self._prices)
         self._own_keys = own_keys  # a workspace's own Gemini key (``WorkspaceKeys.get``), else None
+        self.hand_off: Callable[[Lease, Callable[[], None]], bool] = lambda _lease, _rest: False
+        self._generating = (
+            self._within_attempts,
+            self._resolve_prompt,
+            self._ensure_thread,
+            self._ensure_status,
+            self._ensure_references,
+            self._ensure_answer,
+        )
+        self._delivering = (self._in_order, self._deliver, self._ensure_card)
 
     def at_gemini(self) -> set[int]:
         """The jobs inside their Gemini call, or storing its answer, right now: on shutdown they may
@@ -105,73 +119,70 @@ class JobRunner:
         with self._lock:
             return set(self._at_gemini)
 
-    def run(self, lease: Lease) -> None:
+    def run(self, lease: Lease) -> bool:
+        """Run a job. Once its answer is stored, the rest (its place in the thread, the upload, the card)
+        may go on in another thread: ``hand_off`` (the pool sets it) is offered that rest, and True means
+        it took it, so this thread is free for the next job while the lease is still held."""
         with reading(self._sessions) as session:
             view = JobView.read(session, lease)
         context = {"job_id": view.job_id, "team_id": view.team_id, "conversation_id": view.conversation_id}
         with logs.job_context(**context):
-            self._run(view)
+            try:
+                slack = self._slack(view.team_id)
+            except SlackAuthError as err:  # the workspace removed the app: nothing can be posted, nobody told
+                log.warning("job %s failed: no Slack token for workspace %s", lease.job_id, view.team_id)
+                self._finish(view, "failed", error_code=err.code, error_message=str(err))
+                return False
+            answered = self._through(view, slack, self._generating)
+        if answered is None:
+            return False
+        rest = partial(self._deliver_answered, answered, slack, context)
+        if self.hand_off(lease, rest):
+            return True
+        rest()
+        return False
 
-    def _run(self, view: JobView) -> None:
+    def _deliver_answered(self, view: JobView, slack: SlackGateway, context: dict[str, Any]) -> None:
+        with logs.job_context(**context):
+            if self._through(view, slack, self._delivering) is not None:
+                self._done(view, slack)
+                log.info("job %s done", view.job_id)
+
+    def _through(self, view: JobView, slack: SlackGateway, stages: tuple[Stage, ...]) -> JobView | None:
+        """The view after ``stages``; None if the job ended on the way (failed, or given back for later)."""
         lease = view.lease
         try:
-            slack = self._slack(view.team_id)
-        except SlackAuthError as err:  # the workspace removed the app: nothing can be posted, nobody told
-            log.warning("job %s failed: no Slack token for workspace %s", lease.job_id, view.team_id)
-            self._finish(view, "failed", error_code=err.code, error_message=str(err))
-            return
-        stages = (
-            self._resolve_prompt,
-            self._ensure_thread,
-            self._ensure_status,
-            self._ensure_references,
-            self._ensure_answer,
-            self._in_order,
-            self._deliver,
-            self._ensure_card,
-        )
-        try:
-            if lease.attempt > MAX_ATTEMPTS:
-                raise GaveUp(lease.attempt - 1)  # e.g. it crashes the process every time: stop the loop
             for stage in stages:
                 if self._stopping.is_set() and view.result_turn_id is None:
                     raise Interrupted("stopping before the job reached Gemini")
                 view = stage(view, slack)
+            return view
         except Interrupted as err:
             with self._sessions() as session:
                 queue.release(session, lease)
             log.info("job %s released for another worker (%s)", lease.job_id, err)
-            return
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to its new owner", lease.job_id)
-            return
         except OperationalError:
             # The database went away: leave the lease to lapse; the job is claimed again once it is back.
             log.exception("job %s: database error, will be retried after the lease lapses", lease.job_id)
-            return
         except SlackUnavailable as err:
-            if self._retry_later(view, slack, err):
-                return
-            log.warning("job %s failed: Slack kept answering %s: %s", lease.job_id, err.code, err)
-            self._fail(view, slack, err)
-            return
+            if not self._retry_later(view, slack, err):
+                log.warning("job %s failed: Slack kept answering %s: %s", lease.job_id, err.code, err)
+                self._fail(view, slack, err)
         except GeminiAlarm as err:
             # Not about this prompt: the key's account (or a policy rule) blocks the bot; an admin must act.
             log.error(
                 "job %s: Gemini answered %s: an admin must act on the API key's account", lease.job_id, err
             )
             self._fail(view, slack, err)
-            return
         except BananaError as err:
             log.info("job %s failed: %s: %s", lease.job_id, type(err).__name__, err)
             self._fail(view, slack, err)
-            return
         except Exception as err:
             log.exception("job %s crashed", lease.job_id)
             self._fail(view, slack, err)
-            return
-        self._done(view, slack)
-        log.info("job %s done", lease.job_id)
+        return None
 
     def _done(self, view: JobView, slack: SlackGateway) -> None:
         """Mark the job done and take its "working on it" message away."""
@@ -200,6 +211,12 @@ class JobRunner:
                 raise LeaseLost()
 
     # --- stages: each returns the view after what it did --------------------------------------------
+
+    @staticmethod
+    def _within_attempts(view: JobView, _slack: SlackGateway) -> JobView:
+        if view.lease.attempt > MAX_ATTEMPTS:  # e.g. it crashes the process every time: stop the loop
+            raise GaveUp(view.lease.attempt - 1)
+        return view
 
     def _resolve_prompt(self, view: JobView, slack: SlackGateway) -> JobView:
         """Slack's markup becomes the text a person reads in Slack (names for mentions, link labels,

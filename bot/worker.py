@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -46,6 +47,7 @@ class WorkerPool:
         PostgreSQL's notifications do tell it (``listen``)."""
         self._sessions = sessions
         runner.on_unblocked = self.wake  # the next job of a conversation may run now
+        runner.hand_off = self._hand_off  # a delivery goes on beside the pool's threads
         self._look_first = not is_postgresql(sessions)
         self._runner = runner
         self._threads = threads
@@ -63,6 +65,10 @@ class WorkerPool:
         self._running: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
+        # Deliveries (upload, share, card) of answered jobs, each in a thread of its own: as many at once
+        # as there are workers; past that, a worker delivers its own job.
+        self._delivery_slots = threading.BoundedSemaphore(max(threads, 1))
+        self._deliveries: dict[threading.Thread, int] = {}  # their job ids
         self._failing: set[str] = set()  # worker threads whose last claim failed
         self._listener: Listener | None = None
         self._listening = False
@@ -166,14 +172,42 @@ class WorkerPool:
             metrics.CLAIMS.inc()
             with self._lock:
                 self._running[lease.job_id] = lease
+            handed_off = False
             try:
                 log.info("job %s claimed (attempt %d)", lease.job_id, lease.attempt)
-                self._runner.run(lease)
+                handed_off = self._runner.run(lease)
             except Exception:
                 log.exception("job %s: unexpected error in the worker loop", lease.job_id)
             finally:
-                with self._lock:
-                    self._running.pop(lease.job_id, None)
+                if not handed_off:
+                    with self._lock:
+                        self._running.pop(lease.job_id, None)
+
+    def _hand_off(self, lease: Lease, rest: Callable[[], None]) -> bool:
+        """Deliver an answered job in a thread of its own, its lease still kept alive by the heartbeat, so
+        that the worker can take the next job to Gemini now: a delivery waits on Slack (the upload, the
+        share to show, the result before it) for a second or more. False when as many deliveries as there
+        are workers are under way already."""
+        if not self._delivery_slots.acquire(blocking=False):
+            return False
+        thread = threading.Thread(
+            target=self._deliver, args=(lease, rest), name=f"banana-delivery-{lease.job_id}", daemon=True
+        )
+        with self._lock:
+            self._deliveries[thread] = lease.job_id
+        thread.start()
+        return True
+
+    def _deliver(self, lease: Lease, rest: Callable[[], None]) -> None:
+        try:
+            rest()
+        except Exception:
+            log.exception("job %s: unexpected error in its delivery", lease.job_id)
+        finally:
+            with self._lock:
+                self._running.pop(lease.job_id, None)
+                self._deliveries.pop(threading.current_thread(), None)
+            self._delivery_slots.release()
 
     def _claim(self, owner: str) -> Lease | None:
         """On SQLite a claim takes the write lock, so an idle worker first looks with a read; PostgreSQL's
@@ -223,6 +257,12 @@ class WorkerPool:
             self._wake.notify_all()
         deadline = time.monotonic() + grace_seconds
         for thread in self._workers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:  # the workers have stopped handing off (or the grace period is over)
+            deliveries = dict(self._deliveries)
+        if deliveries:
+            log.info("waiting for the deliveries under way: %s", sorted(deliveries.values()))
+        for thread in deliveries:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         # A job inside its Gemini call keeps its lease (the heartbeat goes on) until the answer is stored:
         # it may already be paid for. Jobs not yet at Gemini went back to the queue at their next step.

@@ -120,6 +120,23 @@ def test_a_reply_goes_to_gemini_while_the_result_before_it_is_delivered_and_show
     assert all(order) and order == sorted(order, key=lambda ts: float(str(ts)))
 
 
+def test_a_delivery_does_not_hold_a_worker_that_another_job_could_take_to_gemini(
+    any_db_stack: Stack,
+) -> None:
+    stack = any_db_stack
+    stack.start_app(BANANA_WORKERS="1")
+    stack.slack.send_command("a ceramic mug", user_id="UALICE")
+    with stack.slack.hold("files.info") as held:
+        held.wait_for_call()  # the only worker's job has its answer and waits to see its image shared
+        stack.slack.send_command("a paper crane", user_id="UBOB")
+        # The answer is stored, so the delivery goes on beside the pool: its one worker takes the next job.
+        stack.gemini.wait_for(lambda: len(stack.gemini.requests) >= 2)
+        assert stack.slack.calls_to("files.info") and not held.released
+    stack.settled()
+    assert [job.state for job in stack.jobs()] == ["done", "done"]
+    assert len(stack.uploads(2)) == 2
+
+
 def test_mention_with_attached_image_sends_it_inline_and_answers_in_its_thread(stack: Stack) -> None:
     reference = png()
     file = stack.slack.host_file(reference, name="logo.png", mimetype="image/png")

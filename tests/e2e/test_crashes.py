@@ -46,6 +46,23 @@ def test_sigterm_finishes_running_jobs_and_exits_0(stack: Stack) -> None:
     assert upload.shared and len(stack.gemini.requests) == 1
 
 
+def test_sigterm_lets_a_delivery_under_way_finish_and_exits_0(any_db_stack: Stack) -> None:
+    """A delivery runs beside the worker that took the job to Gemini: a stop waits for it as for a worker."""
+    stack = any_db_stack
+    app = stack.start_app(BANANA_WORKERS="1")
+    assert app.process is not None
+    with stack.slack.hold("files.info") as held:
+        stack.slack.send_command("a slow owl")
+        held.wait_for_call()  # the image is uploaded; its delivery waits to see it shared
+        app.process.send_signal(signal.SIGTERM)
+        app.wait_for_log("waiting for the deliveries under way")
+        assert app.process.poll() is None
+    assert app.terminate() == 0
+    [job] = stack.jobs()
+    assert job.state == "done" and job.attempts == 1 and job.card_ts
+    assert len(stack.uploads(1)) == 1 and len(stack.gemini.requests) == 1
+
+
 def test_sigterm_during_a_gemini_call_waits_for_the_answer_and_buys_one_image(any_db_stack: Stack) -> None:
     """A job inside its Gemini call keeps its lease past the grace period: its answer may already be paid
     for, so the process waits for it and stores it instead of handing the job to another worker."""
