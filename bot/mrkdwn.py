@@ -76,5 +76,10 @@ def to_plain(markup: str, *, user_name: UserName = lambda _user_id: None) -> str
     return _MARKUP.sub(replace, markup)
 
 
+def names_people(markup: str) -> bool:
+    """Whether reading ``markup`` needs names from Slack: it mentions a person (``<@U123>``)."""
+    return any(_USER.match(inner) for inner in re.findall(r"<([^<>]*)>", markup))
+
+
 def _unescape(text: str) -> str:
     return re.sub(r"&(amp|lt|gt);", lambda m: _ENTITIES[m.group(1)], text)

@@ -178,10 +178,10 @@ def add_user_turn(
     first: bool = False,
 ) -> int:
     """A person's turn; its id. Attachments are stored as ``slackFile`` references; the job downloads them
-    (slow work). Text in Slack's markup (``markup``) is stored as ``slackText``: the job turns it into
-    what a person reads (mentions become names, which takes ``users.info``) before anything is posted or
-    sent to Gemini. ``first``: the conversation was started in this transaction, so this is turn 0 (two
-    queries fewer on the ack path)."""
+    (slow work). Text in Slack's markup (``markup``) is stored as the text a person reads, or, when it
+    mentions someone, as ``slackText``: the job turns that into names (``users.info``) before anything is
+    posted or sent to Gemini (``user_parts``). ``first``: the conversation was started in this
+    transaction, so this is turn 0 (two queries fewer on the ack path)."""
     values = {
         "conversation_id": conversation_id,
         "team_id": team_id,
@@ -195,6 +195,11 @@ def add_user_turn(
 
 
 def user_parts(text: str, files: list[dict[str, Any]], *, markup: bool) -> list[dict[str, Any]]:
+    """A person's text and files as a turn's parts. Slack's markup is read here (``mrkdwn.to_plain``)
+    unless it mentions someone: a name takes ``users.info``, which is the job's to call, not the ack's."""
+    if markup and not mrkdwn.names_people(text):
+        text, markup = mrkdwn.to_plain(text), False
+        text = text if text.strip() else ""
     parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
     return parts + [{"slackFile": _file_ref(f)} for f in files]
 

@@ -140,7 +140,7 @@ def test_a_slash_command_is_one_statement_outside_a_transaction_on_postgresql(
             conversation.id,
             0,
             "user",
-            [{"slackText": "a cup"}],
+            [{"text": "a cup"}],
         )
         assert job.created_at >= session.get_one(Job, ahead.job_id).created_at
 

@@ -212,6 +212,24 @@ def test_replayed_history_keeps_signatures_and_drops_thoughts(sessions: sessionm
     assert all(not p.get("thought") for c in contents for p in c["parts"])
 
 
+@pytest.mark.parametrize(
+    ("markup", "parts"),
+    [
+        ("fish &amp; chips, see <https://x.co/menu|the menu>", [{"text": "fish & chips, see the menu"}]),
+        ("in <#C123|design> &lt;3", [{"text": "in #design <3"}]),
+        ("a card for <@UBOB> from the team", [{"slackText": "a card for <@UBOB> from the team"}]),
+        ("<https://x.co|   >", []),
+    ],
+)
+def test_markup_that_names_nobody_is_stored_as_the_text_a_person_reads(
+    markup: str, parts: list[dict[str, Any]]
+) -> None:
+    """Only a mention needs a name from Slack (``users.info``, in the job); everything else in Slack's
+    markup is read at intake, so the job has no prompt to resolve and goes to Gemini a write sooner."""
+    assert store.user_parts(markup, [], markup=True) == parts
+    assert store.user_parts("a &amp; <b>", [], markup=False) == [{"text": "a &amp; <b>"}]  # typed in a modal
+
+
 def test_blobs_are_scoped_to_their_workspace(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         conv = new_conversation(session, team="T1")
