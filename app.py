@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 from bot import metrics
 from bot.cards import ButtonPrices, Cards
 from bot.catalog import Catalog
-from bot.db import healthy, listener_sessions, normalise_url, open_database, session_factory
+from bot.db import Checkpoints, healthy, listener_sessions, normalise_url, open_database, session_factory
 from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
 from bot.installations import BOT_SCOPES, EncryptedInstallationStore, Workspaces, state_store
@@ -79,6 +79,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
     # A connection for every thread that may want one at once (workers, request threads, the heartbeat
     # and after-ack calls): none waits for another's transaction to hand its connection back.
     engine = open_database(settings.database_url, pool_size=workers + SERVER_SETTINGS["threads"] + 4)
+    Checkpoints(engine).start()  # SQLite's log, copied back beside the requests, not in their commits
     sessions = session_factory(engine)
     http = httpx.Client(
         timeout=httpx.Timeout(settings.gemini_timeout_seconds, connect=10.0),

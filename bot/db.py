@@ -228,7 +228,8 @@ def listener_sessions(engine: Engine) -> sessionmaker[Session]:
 def _tune_sqlite(engine: Engine) -> None:
     """WAL lets readers run beside the writer. A writing transaction begins with BEGIN IMMEDIATE, taking the
     write lock up front, so two threads never deadlock upgrading a read lock; a reading one (``reading``)
-    begins deferred and takes no lock at all. Writers of this process take turns (``WriteTurns``)."""
+    begins deferred and takes no lock at all. Writers of this process take turns (``WriteTurns``). No
+    commit copies the log back into the database file (``Checkpoints`` does, in a thread of its own)."""
     turns = _TURNS.setdefault(engine, WriteTurns())
 
     @event.listens_for(engine, "connect")
@@ -241,6 +242,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # see Checkpoints
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -293,6 +295,39 @@ class _SQLiteConnection(sqlite3.Connection):
 
 
 _URGENT = "banana_urgent"  # execution option: a listener's transaction (``listener_sessions``)
+
+
+class Checkpoints:
+    """SQLite: copy the write-ahead log back into the database file every ``every`` seconds, from a thread
+    of its own, on a connection of its own.
+
+    SQLite's default does it in whichever commit takes the log past 1000 pages: that commit copies the
+    pages and syncs the file before it returns, and the request that made it waits (an ack among the
+    slowest one in a hundred). A PASSIVE checkpoint takes no lock that a writer or a reader waits for.
+    Once the whole log is copied, the next writer starts it from the beginning, so it stays small."""
+
+    def __init__(self, engine: Engine, *, every: float = 1.0) -> None:
+        self._path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._every = every
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        if self._path not in (None, "", ":memory:"):
+            threading.Thread(target=self._run, name="banana-checkpoints", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self._every):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as err:  # the next round tries again
+                    log.warning("could not checkpoint the database's log (%s)", err)
+        finally:
+            connection.close()
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Engine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, update
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import store
-from bot.db import WriteTurns, listener_sessions, reading, session_factory, write_turns
+from bot.db import Checkpoints, WriteTurns, listener_sessions, reading, session_factory, write_turns
 from bot.images import inspect
 from bot.models import Job
 from tests.bot.helpers import add_job, new_conversation
@@ -232,3 +233,31 @@ def test_on_sqlite_a_connection_lost_in_the_middle_of_a_write_gives_the_turn_bac
         conn.rollback()
     with sessions.begin() as session:
         session.execute(update(Job).where(Job.id == job_id).values(attempts=2))
+
+
+def test_on_sqlite_no_commit_copies_the_log_back_and_the_background_checkpoints_keep_it_small(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A commit that took the log past 1000 pages used to copy it into the database file, and sync it,
+    before its request could answer. ``Checkpoints`` does that in a thread of its own."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL checkpoints on its own")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    wal = Path(str(engine.url.database) + "-wal")
+
+    def a_round_of_writes_grows_the_log() -> bool:
+        before = wal.stat().st_size if wal.exists() else 0
+        with sessions.begin() as session:
+            for _ in range(20):
+                add_job(session, new_conversation(session, thread=None), "x" * 2000)
+        return wal.stat().st_size > before
+
+    assert all([a_round_of_writes_grows_the_log() for _ in range(60)])  # no commit started it over
+    assert wal.stat().st_size > 1000 * 4096  # past the point where a commit would have checkpointed
+    checkpoints = Checkpoints(engine, every=0.01)
+    checkpoints.start()
+    try:  # once the log is copied back, the next writer starts it over from its beginning
+        wait_until(lambda: not a_round_of_writes_grows_the_log())
+    finally:
+        checkpoints.stop()
