@@ -195,7 +195,13 @@ class WorkerPool:
         )
         with self._lock:
             self._deliveries[thread] = lease.job_id
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (the process is at its limit): the worker delivers
+            with self._lock:
+                self._deliveries.pop(thread, None)
+            self._delivery_slots.release()
+            return False
         return True
 
     def _deliver(self, lease: Lease, rest: Callable[[], None]) -> None:
