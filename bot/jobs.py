@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import history, ledger, logs, messages, metrics, mrkdwn, notify, queue, store
+from bot import history, ledger, logs, messages, metrics, notify, queue, store
 from bot.answer import Answer, SentCall
 from bot.blocks import result_card
 from bot.cards import ButtonPrices
@@ -228,9 +228,7 @@ class JobRunner:
             if "slackText" not in part:
                 parts.append(part)
                 continue
-            text = mrkdwn.to_plain(str(part["slackText"]), user_name=slack.user_name)
-            if text.strip():
-                parts.append({"text": text})
+            parts += store.text_parts(str(part["slackText"]), user_name=slack.user_name)
         self._record(lambda s: queue.record_parts(s, view.lease, turn_id=view.turn_id, parts=parts))
         return replace(view, parts=parts)
 

@@ -78,7 +78,7 @@ def to_plain(markup: str, *, user_name: UserName = lambda _user_id: None) -> str
 
 def names_people(markup: str) -> bool:
     """Whether reading ``markup`` needs names from Slack: it mentions a person (``<@U123>``)."""
-    return any(_USER.match(inner) for inner in re.findall(r"<([^<>]*)>", markup))
+    return any(_USER.match(m.group(1)) for m in _MARKUP.finditer(markup) if m.group(1) is not None)
 
 
 def _unescape(text: str) -> str:

@@ -67,7 +67,7 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     Among those, round-robin across people: the fewest running jobs first, then the person served least
     recently (never served first), then the oldest job. So one person's burst of forty requests holds
     another person's single request back by one free worker slot at most."""
-    now = server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
+    now = _now(dialect)
     earlier, other, served = aliased(Job), aliased(Job), aliased(Job)
     request = func.coalesce(Job.group_id, Job.id)  # a Variations press is one request, however many jobs
     other_request = func.coalesce(other.group_id, other.id)
@@ -112,12 +112,21 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
 
 
 def _first_claimable(session: Session, *, locking: bool, per_user: int) -> int | None:
-    dialect = session.get_bind().dialect.name
-    params: dict[str, Any] = {"per_user": per_user}
-    if dialect != "postgresql":
-        params["now"] = utcnow()
+    dialect, params = _at_now(session, per_user=per_user)
     found = session.scalars(_claimable(dialect, locking=locking), params).first()
     return None if found is None else int(found)
+
+
+def _now(dialect: str) -> ColumnElement[Any]:
+    """Now in a statement built once per database (``db_now`` for one built per call): the database's
+    clock on PostgreSQL, else the ``:now`` parameter that ``_at_now`` fills in."""
+    return server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
+
+
+def _at_now(session: Session, **params: Any) -> tuple[str, dict[str, Any]]:
+    """The session's database, and ``params`` with ``:now`` where ``_now`` needs it."""
+    dialect = session.get_bind().dialect.name
+    return dialect, params if dialect == "postgresql" else {**params, "now": utcnow()}
 
 
 def anything_to_claim(session: Session, *, per_user: int = DEFAULT_USER_CONCURRENCY) -> bool:
@@ -318,17 +327,14 @@ def delivering(session: Session, lease: Lease) -> bool:
     """Whether an earlier job of the job's conversation is still being delivered by a live worker: its
     image and card go into the thread first. A job given back for later, or whose worker died, doesn't hold
     it up."""
-    dialect = session.get_bind().dialect.name
-    params: dict[str, Any] = {"job_id": lease.job_id}
-    if dialect != "postgresql":
-        params["now"] = utcnow()
+    dialect, params = _at_now(session, job_id=lease.job_id)
     return session.scalars(_delivering(dialect), params).first() is not None
 
 
 @functools.cache
 def _delivering(dialect: str) -> Select[Any]:
     """Built once per database, as ``_claimable`` is: an aliased ``Job`` costs milliseconds to build."""
-    now = server_now() if dialect == "postgresql" else bindparam("now", type_=DateTime)
+    now = _now(dialect)
     mine = aliased(Job)
     return (
         select(Job.id)

@@ -198,10 +198,16 @@ def user_parts(text: str, files: list[dict[str, Any]], *, markup: bool) -> list[
     """A person's text and files as a turn's parts. Slack's markup is read here (``mrkdwn.to_plain``)
     unless it mentions someone: a name takes ``users.info``, which is the job's to call, not the ack's."""
     if markup and not mrkdwn.names_people(text):
-        text, markup = mrkdwn.to_plain(text), False
-        text = text if text.strip() else ""
-    parts: list[dict[str, Any]] = [{"slackText" if markup else "text": text}] if text else []
+        parts = text_parts(text)
+    else:
+        parts = [{"slackText" if markup else "text": text}] if text else []
     return parts + [{"slackFile": _file_ref(f)} for f in files]
+
+
+def text_parts(markup: str, *, user_name: mrkdwn.UserName = lambda _user_id: None) -> list[dict[str, Any]]:
+    """Slack's markup as the text part a person reads (``mrkdwn.to_plain``), or none if that is blank."""
+    text = mrkdwn.to_plain(markup, user_name=user_name)
+    return [{"text": text}] if text.strip() else []
 
 
 def _first_turn_at_once() -> Select[Any]:

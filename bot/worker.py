@@ -65,10 +65,9 @@ class WorkerPool:
         self._running: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
-        # Deliveries (upload, share, card) of answered jobs, each in a thread of its own: as many at once
-        # as there are workers; past that, a worker delivers its own job.
-        self._delivery_slots = threading.BoundedSemaphore(max(threads, 1))
-        self._deliveries: dict[threading.Thread, int] = {}  # their job ids
+        # Deliveries (upload, share, card) of answered jobs, each in a thread of its own, by their job ids:
+        # as many at once as there are workers; past that, a worker delivers its own job.
+        self._deliveries: dict[threading.Thread, int] = {}
         self._failing: set[str] = set()  # worker threads whose last claim failed
         self._listener: Listener | None = None
         self._listening = False
@@ -188,19 +187,18 @@ class WorkerPool:
         that the worker can take the next job to Gemini now: a delivery waits on Slack (the upload, the
         share to show, the result before it) for a second or more. False when as many deliveries as there
         are workers are under way already."""
-        if not self._delivery_slots.acquire(blocking=False):
-            return False
         thread = threading.Thread(
             target=self._deliver, args=(lease, rest), name=f"banana-delivery-{lease.job_id}", daemon=True
         )
         with self._lock:
+            if len(self._deliveries) >= self._threads:
+                return False
             self._deliveries[thread] = lease.job_id
         try:
             thread.start()
         except RuntimeError:  # no thread to be had (the process is at its limit): the worker delivers
             with self._lock:
                 self._deliveries.pop(thread, None)
-            self._delivery_slots.release()
             return False
         return True
 
@@ -213,7 +211,6 @@ class WorkerPool:
             with self._lock:
                 self._running.pop(lease.job_id, None)
                 self._deliveries.pop(threading.current_thread(), None)
-            self._delivery_slots.release()
 
     def _claim(self, owner: str) -> Lease | None:
         """On SQLite a claim takes the write lock, so an idle worker first looks with a read; PostgreSQL's
