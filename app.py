@@ -39,7 +39,15 @@ from sqlalchemy.engine import make_url
 from bot import metrics
 from bot.cards import ButtonPrices, Cards
 from bot.catalog import Catalog
-from bot.db import Checkpoints, healthy, listener_sessions, normalise_url, open_database, session_factory
+from bot.db import (
+    Checkpoints,
+    healthy,
+    image_engine,
+    listener_sessions,
+    normalise_url,
+    open_database,
+    session_factory,
+)
 from bot.errors import ConfigError, StartupError
 from bot.gemini import GeminiClient
 from bot.installations import BOT_SCOPES, EncryptedInstallationStore, Workspaces, state_store
@@ -112,6 +120,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
     keys = WorkspaceKeys(sessions=sessions, encryption_key=settings.encryption_key, check=gemini.check_key)
     runner = JobRunner(
         sessions=sessions,
+        image_sessions=session_factory(image_engine(engine)),  # PostgreSQL: a few kept open for images
         gemini=gemini,
         slack=workspaces,
         slack_retry_delays=settings.slack_retry_delays,

@@ -84,13 +84,16 @@ class JobRunner:
         prices: PriceTable | None = None,
         buttons: ButtonPrices | None = None,
         own_keys: Callable[[str], str | None] = lambda _team_id: None,
+        image_sessions: sessionmaker[Session] | None = None,
     ) -> None:
-        """``buttons``: what a result card's paid buttons cost (their text says). ``on_unblocked`` (the
-        pool sets its ``wake``): called as soon as a job's answer is stored or the job is marked done or
-        failed, each of which may make the next job of its conversation claimable. ``hand_off`` (the pool
-        sets it too): see ``run``."""
+        """``image_sessions``: for the transactions that write or read images (``db.image_engine``),
+        ``sessions`` by default. ``buttons``: what a result card's paid buttons cost (their text says).
+        ``on_unblocked`` (the pool sets its ``wake``): called as soon as a job's answer is stored or the job
+        is marked done or failed, each of which may make the next job of its conversation claimable.
+        ``hand_off`` (the pool sets it too): see ``run``."""
         self.on_unblocked: Callable[[], None] = lambda: None
         self._sessions = sessions
+        self._image_sessions = image_sessions or sessions
         self._gemini = gemini
         self._slack = slack
         self._retry_delays = slack_retry_delays
@@ -203,10 +206,10 @@ class JobRunner:
             self._finished.notify_all()
         return True
 
-    def _record(self, change: Callable[[Session], bool]) -> None:
-        """Run one transition in its own transaction; LeaseLost (and nothing written) if the job is no
-        longer ours."""
-        with self._sessions.begin() as session:
+    def _record(self, change: Callable[[Session], bool], *, images: bool = False) -> None:
+        """Run one transition in its own transaction (``images``: one that writes images); LeaseLost (and
+        nothing written) if the job is no longer ours."""
+        with (self._image_sessions if images else self._sessions).begin() as session:
             if not change(session):
                 raise LeaseLost()
 
@@ -305,13 +308,13 @@ class JobRunner:
                 parts.append({"inlineData": {"mimeType": mime, "blobId": blob.id}})
             return queue.record_parts(session, view.lease, turn_id=view.turn_id, parts=parts)
 
-        self._record(save)
+        self._record(save, images=True)
         return replace(view, parts=parts)
 
     def _ensure_answer(self, view: JobView, slack: SlackGateway) -> JobView:
         if view.result_turn_id is not None:
             return view
-        with reading(self._sessions) as session:
+        with reading(self._image_sessions) as session:
             found = store.contents_for(session, session.get_one(Job, view.job_id))
         body = build_request(found.contents, aspect_ratio=view.aspect_ratio, image_size=view.image_size)
         own_key = self._own_keys(view.team_id)
@@ -413,7 +416,7 @@ class JobRunner:
                 parent_job_id=parent,
             )
 
-        self._record(save)
+        self._record(save, images=True)
         metrics.charged(charge)
         self.on_unblocked()
         return turn_ids[-1]
@@ -483,7 +486,7 @@ class JobRunner:
 
     def _upload(self, view: JobView, slack: SlackGateway) -> str:
         """Upload the result and ask for its share; the image's bytes are in hand only in here."""
-        with reading(self._sessions) as session:
+        with reading(self._image_sessions) as session:
             result = session.get(Turn, view.result_turn_id)
             assert result is not None
             blob = store.final_image(session, result)

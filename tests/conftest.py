@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import create_db_engine, migrate, normalise_url, session_factory
+from bot.db import create_db_engine, image_engine, migrate, normalise_url, session_factory
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from tests.bot.stack import InProcess
@@ -60,6 +60,17 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def stand_ins(sessions: sessionmaker[Session]) -> Iterator[InProcess]:
-    with FakeSlack() as slack, FakeGemini() as gemini, httpx.Client(timeout=10) as http:
-        yield InProcess(sessions=sessions, slack=slack, gemini=gemini, http=http)
+def stand_ins(engine: Engine, sessions: sessionmaker[Session]) -> Iterator[InProcess]:
+    images = image_engine(engine)
+    try:
+        with FakeSlack() as slack, FakeGemini() as gemini, httpx.Client(timeout=10) as http:
+            yield InProcess(
+                sessions=sessions,
+                slack=slack,
+                gemini=gemini,
+                http=http,
+                image_sessions=session_factory(images),
+            )
+    finally:
+        if images is not engine:
+            images.dispose()

@@ -32,6 +32,7 @@ class InProcess:
     slack: FakeSlack
     gemini: FakeGemini
     http: httpx.Client
+    image_sessions: sessionmaker[Session] | None = None  # ``db.image_engine``'s: the runner's for images
 
     def gateway(self) -> SlackGateway:
         client = web_client(token=self.slack.bot_token, base_url=self.slack.api_url)
@@ -53,6 +54,7 @@ class InProcess:
         )
         return JobRunner(
             sessions=self.sessions,
+            image_sessions=self.image_sessions,
             gemini=gemini,
             slack=workspaces or (lambda _team_id: gateway),
             slack_retry_delays=slack_retry_delays,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import Engine, event, update
+from sqlalchemy.pool import Pool
 
 from bot.installations import Workspaces
 from bot.models import Job
@@ -27,6 +29,33 @@ def test_a_job_runs_from_the_command_to_an_image_in_its_thread(stand_ins: InProc
     assert (job.state, job.attempts, job.upload_file_id) == ("done", 1, upload.file_id)
     assert job.model_version == "gemini-nano-banana-2.1" and job.result_turn_id is not None
     assert world.slack.message(CHANNEL, str(job.status_ts))["deleted"]  # type: ignore[index]
+
+
+def test_on_postgresql_jobs_after_the_first_open_no_connection(stand_ins: InProcess, engine: Engine) -> None:
+    """Each job writes its result and reads it back for the upload. Those transactions go to the image
+    pool, whose connections stay open: a connection closed after every image cost the server a process
+    start for each reconnect (half of PostgreSQL's CPU in the benchmark)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's connections are files: reopening one costs microseconds")
+    world = stand_ins
+    runner = world.runner()
+    world.command("a lighthouse, the first")
+    runner.run(world.claim())
+    opened: list[object] = []
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        opened.append(dbapi_connection)
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        for n in range(3):
+            job_id = world.command(f"a lighthouse, number {n}")
+            runner.run(world.claim())
+            assert world.job(job_id).state == "done"
+    finally:
+        event.remove(Pool, "connect", on_connect)
+    assert len(world.slack.uploads) == 4
+    assert opened == []
 
 
 def test_a_run_after_slack_turned_it_away_repeats_only_the_slack_step(stand_ins: InProcess) -> None:
