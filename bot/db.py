@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StartupError
@@ -37,6 +37,8 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+PING_AFTER_IDLE = 0.5  # seconds in the pool before a PostgreSQL connection is checked on its way out
+
 # libpq settings unless the URL sets them: give up connecting after 10 s, and notice a server that vanished
 # without closing the connection (a dead host, a dropped NAT entry) within about a minute, instead of
 # waiting on it forever.
@@ -49,10 +51,11 @@ _PG_CONNECT_DEFAULTS = {
 }
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine that survives the database going away: connections are checked before use
-    (``pool_pre_ping``), so the first use after an outage reconnects instead of failing. Statement
-    parameters (image bytes, response URLs) are kept out of error messages and logs.
+def create_db_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE) -> Engine:
+    """An engine that survives the database going away: a PostgreSQL connection that sat in the pool for
+    ``ping_after_idle`` seconds is checked before use (``_ping_after_idle``), so the first use after an
+    outage reconnects instead of failing. Statement parameters (image bytes, response URLs) are kept out
+    of error messages and logs.
 
     ``pool_size``: the threads that may use the database at once (request threads, workers, the
     heartbeat), on SQLite too: a thread that has to wait for a pooled connection waits behind every
@@ -72,22 +75,50 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         if not in_memory:  # an in-memory database lives only as long as its one connection
             _close_image_carriers(engine)
         return engine
-    engine = _postgresql_engine(url, pool_size=pool_size, max_overflow=4)
+    engine = _postgresql_engine(url, pool_size=pool_size, max_overflow=4, ping_after_idle=ping_after_idle)
     _close_image_carriers(engine)
     return engine
 
 
-def _postgresql_engine(url: str, *, pool_size: int, max_overflow: int) -> Engine:
+def _postgresql_engine(url: str, *, pool_size: int, max_overflow: int, ping_after_idle: float) -> Engine:
     parsed = make_url(url)
     connect_args = {k: v for k, v in _PG_CONNECT_DEFAULTS.items() if k not in parsed.query}
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         connect_args=connect_args,
         hide_parameters=True,
     )
+    _ping_after_idle(engine, ping_after_idle)
+    return engine
+
+
+_RETURNED = "banana_returned"  # connection info: when it last came back to the pool (time.monotonic)
+
+
+def _ping_after_idle(engine: Engine, seconds: float) -> None:
+    """Check a connection before use once it has sat in the pool for ``seconds`` (a restart, a dropped
+    network path or the server's idle timeout happen while it waits there), and replace it if it is dead,
+    instead of before every use (``pool_pre_ping``), which cost a round trip per transaction: a dozen
+    per job, one per ack. So does HikariCP (its ``aliveBypassWindow``, 500 ms). A connection back from a
+    transaction a moment ago is alive, save for that very moment: then its next transaction fails as
+    the one after would have, and the pool is renewed."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_RETURNED, float("-inf")) < seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            # The pool drops this connection and every other as old, and connects anew.
+            raise InvalidatePoolError(f"a pooled connection was dead: {err}") from err
 
 
 IMAGE_CONNECTIONS = 4  # PostgreSQL connections kept for transactions that carry images (``image_engine``)
@@ -105,7 +136,7 @@ def image_engine(engine: Engine, *, connections: int = IMAGE_CONNECTIONS) -> Eng
     if engine.dialect.name != "postgresql":
         return engine
     url = engine.url.render_as_string(hide_password=False)
-    return _postgresql_engine(url, pool_size=connections, max_overflow=-1)
+    return _postgresql_engine(url, pool_size=connections, max_overflow=-1, ping_after_idle=PING_AFTER_IDLE)
 
 
 _CARRIED_IMAGE = "banana_carried_image"  # connection info: close it rather than pool it

@@ -398,13 +398,10 @@ class JobRunner:
         def save(session: Session) -> bool:
             # Locked: the results of a conversation's Variations are stored side by side and numbered in turn.
             conversation = session.get_one(Conversation, view.conversation_id, with_for_update=True)
-            turn = store.save_model_turn(session, conversation, answer)
+            shape_for = view.model_id if view.aspect_ratio is None else None  # Gemini picks the shape
+            turn = store.save_model_turn(session, conversation, answer, locked=True, shape_for=shape_for)
             turn_ids.append(turn.id)
             ledger.charge(session, charge)
-            if view.aspect_ratio is None:
-                # Without --ar Gemini picks the shape (from the references, else square); keep it for the
-                # edits that follow, or "make it blue" could come back in another shape.
-                store.keep_result_shape(session, conversation, turn, model_id=view.model_id)
             return queue.record_answer(
                 session,
                 view.lease,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Select, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import DateTime, Interval, Select, Update, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -138,29 +138,41 @@ def anything_to_claim(session: Session, *, per_user: int = DEFAULT_USER_CONCURRE
 def claim(
     session: Session, *, owner: str, lease_seconds: float, per_user: int = DEFAULT_USER_CONCURRENCY
 ) -> Lease | None:
-    """Take the next claimable job (``_claimable``), or None. Commits. On PostgreSQL, claims take turns
-    (a transaction-scoped advisory lock), so two workers can't both take a person's last running slot;
-    on SQLite the write lock does the same."""
+    """Take the next claimable job (``_claimable``), or None, in one statement (``_taking``). Commits.
+    On PostgreSQL, claims take turns (a transaction-scoped advisory lock), so two workers can't both take
+    a person's last running slot; on SQLite the write lock does the same."""
     advisory_lock(session, "banana-claims")
-    job_id = _first_claimable(session, locking=True, per_user=per_user)
-    if job_id is None:
+    dialect, params = _at_now(session, per_user=per_user, owner=owner)
+    lease = timedelta(seconds=lease_seconds)
+    params.update({"lease": lease} if dialect == "postgresql" else {"expires": params["now"] + lease})
+    taken = session.connection().execute(_taking(dialect), params).first()
+    if taken is None:
         session.rollback()
         return None
-    now = db_now(session)
-    attempt = session.execute(
+    session.commit()
+    return Lease(job_id=int(taken[0]), owner=owner, attempt=int(taken[1]))
+
+
+@functools.cache
+def _taking(dialect: str) -> Update:
+    """The claim: the next claimable job marked running, its lease ``:lease`` from now (PostgreSQL's
+    clock; ``:expires`` on SQLite) for ``:owner``; its id and attempt. Built once per database, like
+    ``_claimable``; one statement, since each round trip inside the claim holds back the next claim."""
+    now = _now(dialect)
+    expires = now + bindparam("lease", type_=Interval) if dialect == "postgresql" else bindparam("expires")
+    next_job = _claimable(dialect, locking=True).scalar_subquery().correlate(None)
+    return (
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == next_job)
         .values(
             state="running",
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_owner=bindparam("owner"),
+            lease_expires_at=expires,
             attempts=Job.attempts + 1,
             started_at=now,
         )
-        .returning(Job.attempts)
-    ).scalar_one()
-    session.commit()
-    return Lease(job_id=job_id, owner=owner, attempt=attempt)
+        .returning(Job.id, Job.attempts)
+    )
 
 
 def _fenced(lease: Lease) -> ColumnElement[bool]:

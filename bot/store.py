@@ -155,12 +155,13 @@ def update_options(conversation: Conversation, request: Request) -> None:
     conversation.image_size = request.image_size
 
 
-def _next_seq(session: Session, conversation_id: int) -> int:
+def _next_seq(session: Session, conversation_id: int, *, locked: bool = False) -> int:
     """The next turn number. A web process (a reply) and a worker (an answer) may add a turn to the same
     conversation at once: the conversation's row lock makes them take turns (until their commit) instead
-    of both taking the same number. SQLite has no FOR UPDATE; its write lock already serialises them."""
+    of both taking the same number (``locked``: the caller holds it already). SQLite has no FOR UPDATE;
+    its write lock already serialises them."""
     connection, which = session.connection(), {"conversation_id": conversation_id}
-    if on_postgresql(session):
+    if on_postgresql(session) and not locked:
         connection.execute(_LOCK_CONVERSATION, which)
     return int(connection.scalar(_NEXT_SEQ, which) or 0)
 
@@ -405,10 +406,22 @@ def load_blob(session: Session, *, team_id: str, blob_id: int) -> Blob:
     return blob
 
 
-def save_model_turn(session: Session, conversation: Conversation, answer: Answer) -> Turn:
+def save_model_turn(
+    session: Session,
+    conversation: Conversation,
+    answer: Answer,
+    *,
+    locked: bool = False,
+    shape_for: str | None = None,
+) -> Turn:
     """Store the answer verbatim, moving every image's bytes to a blob. Thought images (drafts) are not
-    kept: they are never replayed or shown, and each is as large as the result."""
+    kept: they are never replayed or shown, and each is as large as the result. ``locked``: the caller
+    holds the conversation's row lock (``_next_seq``). ``shape_for`` (a model id): the conversation has
+    no aspect ratio, and takes the result's, closest among that model's ratios: without ``--ar`` Gemini
+    picks the shape (from the references, else square), and the edits that follow keep it, or "make it
+    blue" could come back in another shape."""
     parts: list[dict[str, Any]] = []
+    final: ImageInfo | None = None
     for part in answer.parts:
         part = dict(part)
         inline = part.get("inlineData")
@@ -422,31 +435,21 @@ def save_model_turn(session: Session, conversation: Conversation, answer: Answer
                 info = ImageInfo(str(inline.get("mimeType")), 0, 0)
             blob = save_blob(session, team_id=conversation.team_id, data=data, info=info)
             part["inlineData"] = {"mimeType": info.mime_type, "blobId": blob.id}
+            final = info
         parts.append(part)
     turn = Turn(
         conversation_id=conversation.id,
         team_id=conversation.team_id,
-        seq=_next_seq(session, conversation.id),
+        seq=_next_seq(session, conversation.id, locked=locked),
         role="model",
         parts=parts,
     )
     session.add(turn)
+    if shape_for is not None and final is not None and conversation.aspect_ratio is None:
+        ratios = family_of(shape_for).aspect_ratios
+        conversation.aspect_ratio = closest_ratio(final.width or 0, final.height or 0, ratios)
     session.flush()
     return turn
-
-
-def keep_result_shape(
-    session: Session, conversation: Conversation, turn: Turn, *, model_id: str
-) -> str | None:
-    """Record the aspect ratio of ``turn``'s image on the conversation, if it has none yet."""
-    width, height = session.execute(  # the size only: the blob's bytes may be megabytes
-        select(Blob.width, Blob.height).where(Blob.id == final_blob_id(turn), Blob.team_id == turn.team_id)
-    ).one()
-    ratio = closest_ratio(width or 0, height or 0, family_of(model_id).aspect_ratios)
-    row = session.get(Conversation, conversation.id)
-    if row is not None and row.aspect_ratio is None and ratio is not None:
-        row.aspect_ratio = ratio
-    return ratio
 
 
 def final_image(session: Session, turn: Turn) -> Blob:

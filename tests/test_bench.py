@@ -37,3 +37,24 @@ def test_the_intake_cpu_benchmark_runs() -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert all(f"| {kind} |" in done.stdout for kind in ("/banana", "mention", "reply")), done.stdout
+
+
+def test_the_job_cpu_benchmark_runs(database_url: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "job_cpu.py"),
+            "--jobs",
+            "2",
+            "--rounds",
+            "1",
+            "--database-url",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert all(f"| {figure} |" in done.stdout for figure in ("CPU per job (ms)", "statements")), done.stdout

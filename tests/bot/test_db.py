@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, create_engine, event, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +17,7 @@ from bot import store
 from bot.db import (
     Checkpoints,
     WriteTurns,
+    create_db_engine,
     image_engine,
     listener_sessions,
     reading,
@@ -193,6 +194,50 @@ def test_a_connection_that_carried_an_image_is_closed_instead_of_pooled(
         assert store.load_blob(session, team_id="T1", blob_id=blob_id).data == data
     with sessions() as session:
         assert dbapi_connection(session) is not second
+
+
+def backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def cut_off(database_url: str, pid: int) -> None:
+    """The server ends one connection, as a restart or a dropped network path would."""
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+def test_on_postgresql_a_connection_that_sat_in_the_pool_is_checked_before_use(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to lose")
+    engine = create_db_engine(database_url, ping_after_idle=0.0)
+    try:
+        pid = backend_pid(engine)
+        cut_off(database_url, pid)
+        assert backend_pid(engine) != pid  # found dead before use: a new connection, and no error
+    finally:
+        engine.dispose()
+
+
+def test_on_postgresql_a_connection_back_a_moment_ago_goes_out_unchecked(database_url: str) -> None:
+    """A check before every use cost a round trip per transaction (a dozen per job). One returned within
+    ``ping_after_idle`` is alive, save for the moment the server goes away: that transaction fails (as the
+    next would have), and the pool is renewed."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to lose")
+    engine = create_db_engine(database_url, ping_after_idle=3600.0)
+    try:
+        pid = backend_pid(engine)
+        cut_off(database_url, pid)
+        with pytest.raises(OperationalError):
+            backend_pid(engine)
+        assert backend_pid(engine) != pid
+    finally:
+        engine.dispose()
 
 
 def test_on_postgresql_image_connections_stay_open_up_to_their_number(engine: Engine) -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue, store, wakeup
@@ -213,6 +213,32 @@ def test_delayed_job_waits_for_not_before(sessions: sessionmaker[Session]) -> No
     with sessions() as session:
         queue.release(session, lease, delay_seconds=300)
     assert claim(sessions) is None
+
+
+def test_a_claim_takes_its_job_in_one_statement(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """Claims take turns (one at a time in every process): each round trip inside one holds back the
+    next. The job is found and taken in one statement, after the lock on PostgreSQL."""
+    with sessions.begin() as session:
+        job_id = add_job(session, new_conversation(session)).id
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        lease = claim(sessions, lease=30)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert lease is not None and (lease.job_id, lease.attempt) == (job_id, 1)
+    statements = [s for s in statements if s != "BEGIN IMMEDIATE"]  # SQLite's write lock
+    assert len(statements) == (2 if engine.dialect.name == "postgresql" else 1), statements
+    assert statements[-1].startswith("UPDATE job")
+    with sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert (job.state, job.lease_owner, job.attempts) == ("running", "w1", 1)
+        assert job.started_at is not None and job.lease_expires_at is not None
+        assert timedelta(seconds=29) < job.lease_expires_at - job.started_at <= timedelta(seconds=30)
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(sessions: sessionmaker[Session]) -> None:
