@@ -453,11 +453,16 @@ class Bench:
                     stack.enter_context(
                         self.app(slack, gemini, workers=workers_each, command="worker", name="worker")
                     )
+                slack.request_urls = [f"{web.url}/slack/events" for web in webs]  # a load balancer
                 mention = f"<@{slack.bot_user_id}>"
+
+                def post(i: int) -> None:
+                    text = f"{mention} scale {i}{self.size}"
+                    slack.post_user_message(channel=f"CS{i:03d}", user=f"US{i:03d}", text=text)
+
                 started = time.monotonic()
-                for i in range(jobs):
-                    slack.request_url = f"{webs[i % len(webs)].url}/slack/events"
-                    slack.post_user_message(channel=f"CS{i:03d}", text=f"{mention} scale {i}{self.size}")
+                with ThreadPoolExecutor(max_workers=10) as pool:
+                    list(pool.map(post, range(jobs)))
                 slack.wait_for_uploads(jobs, timeout=jobs * latency + 300)
                 return time.monotonic() - started
 

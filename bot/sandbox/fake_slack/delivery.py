@@ -391,9 +391,13 @@ class Deliveries(SocketMode):
             if self._http is None:
                 self._http = httpx.Client(follow_redirects=False)
             http = self._http
+            url = self.request_url
+            if self.request_urls:
+                url = self.request_urls[self._deliveries_sent % len(self.request_urls)]
+                self._deliveries_sent += 1
         start = time.perf_counter()
         try:
-            answer = http.post(self.request_url, content=body, headers=headers, timeout=self.delivery_timeout)
+            answer = http.post(url, content=body, headers=headers, timeout=self.delivery_timeout)
         except httpx.TimeoutException:
             return Delivery(0, "http_timeout", {}, time.perf_counter() - start, event, event_id, kind, "http")
         except httpx.TransportError as exc:

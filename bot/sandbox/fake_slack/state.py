@@ -175,6 +175,10 @@ class SlackState:
 
         #: Where HTTP-mode deliveries go (e.g. "http://127.0.0.1:3000/slack/events"); None = Socket Mode.
         self.request_url: str | None = None
+        #: Several web processes behind a load balancer: HTTP-mode deliveries go to each in turn (and to
+        #: ``request_url`` while this is empty).
+        self.request_urls: list[str] = []
+        self._deliveries_sent = 0
         #: HTTP timeout for deliveries, and how long Socket Mode deliveries wait for the ack.
         self.delivery_timeout: float = 10.0
         #: Seconds before a completed upload's share shows in ``files.info`` (0 = at once).

@@ -454,6 +454,33 @@ def test_signature_matches_slack_sdk_verifier(fake: FakeSlack) -> None:
         server.stop()
 
 
+def test_deliveries_take_turns_over_several_request_urls(fake: FakeSlack) -> None:
+    """Several web processes behind a load balancer: each delivery goes to the next one."""
+    heard: list[str] = []
+
+    def server(name: str) -> ServerThread:
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:
+                self.read_body()
+                heard.append(name)
+                self.send_bytes(200, b"", "text/plain")
+
+        thread = ServerThread(Handler)
+        thread.start()
+        return thread
+
+    one, two = server("one"), server("two")
+    try:
+        fake.request_url = one.url + "/slack/events"
+        fake.request_urls = [one.url + "/slack/events", two.url + "/slack/events"]
+        for text in ("a", "b", "c"):
+            assert fake.send_event({"type": "app_mention", "text": text}).status == 200
+        assert heard == ["one", "two", "one"]
+    finally:
+        one.stop()
+        two.stop()
+
+
 def test_delivery_to_a_dead_app_reports_connection_failed(fake: FakeSlack) -> None:
     fake.request_url = "http://127.0.0.1:9/slack/events"
     delivery = fake.send_event({"type": "app_mention", "text": "hi"})
