@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy import Engine, String, bindparam, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -197,7 +197,12 @@ def advisory_lock(session: Session, key: str) -> None:
     transaction-scoped advisory lock). On SQLite nothing: the write lock taken at BEGIN IMMEDIATE already
     serialises every writer."""
     if on_postgresql(session):
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+        session.connection().execute(_ADVISORY_LOCK, {"key": key})
+
+
+# Built once, and run on the connection, not through the ORM: on every claim and every limit check,
+# building it and the ORM's execute took a third of a ``/banana``'s CPU.
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key", type_=String))))
 
 
 def lock_requester(session: Session, team_id: str, user_id: str) -> None:
