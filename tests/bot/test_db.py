@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -211,33 +211,33 @@ def cut_off(database_url: str, pid: int) -> None:
         admin.dispose()
 
 
-def test_on_postgresql_a_connection_that_sat_in_the_pool_is_checked_before_use(database_url: str) -> None:
+@contextmanager
+def connection_cut_off(database_url: str, *, ping_after_idle: float) -> Iterator[tuple[Engine, int]]:
+    """An engine whose one pooled connection the server has just ended, and that connection's pid."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite has no server to lose")
-    engine = create_db_engine(database_url, ping_after_idle=0.0)
+    engine = create_db_engine(database_url, ping_after_idle=ping_after_idle)
     try:
         pid = backend_pid(engine)
         cut_off(database_url, pid)
-        assert backend_pid(engine) != pid  # found dead before use: a new connection, and no error
+        yield engine, pid
     finally:
         engine.dispose()
+
+
+def test_on_postgresql_a_connection_that_sat_in_the_pool_is_checked_before_use(database_url: str) -> None:
+    with connection_cut_off(database_url, ping_after_idle=0.0) as (engine, pid):
+        assert backend_pid(engine) != pid  # found dead before use: a new connection, and no error
 
 
 def test_on_postgresql_a_connection_back_a_moment_ago_goes_out_unchecked(database_url: str) -> None:
     """A check before every use cost a round trip per transaction (a dozen per job). One returned within
     ``ping_after_idle`` is alive, save for the moment the server goes away: that transaction fails (as the
     next would have), and the pool is renewed."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has no server to lose")
-    engine = create_db_engine(database_url, ping_after_idle=3600.0)
-    try:
-        pid = backend_pid(engine)
-        cut_off(database_url, pid)
+    with connection_cut_off(database_url, ping_after_idle=3600.0) as (engine, pid):
         with pytest.raises(OperationalError):
             backend_pid(engine)
         assert backend_pid(engine) != pid
-    finally:
-        engine.dispose()
 
 
 def test_on_postgresql_image_connections_stay_open_up_to_their_number(engine: Engine) -> None:
