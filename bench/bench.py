@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,13 +36,13 @@ from typing import Any
 
 import httpx
 from slack_sdk import WebClient
-from sqlalchemy import Engine, create_engine, delete, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.db import create_db_engine, migrate, normalise_url, session_factory
+from bot.db import create_db_engine, migrate, session_factory
 from bot.models import Base, Job
+from bot.sandbox.databases import private_database
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from bot.sandbox.process import AppProcess, free_port
@@ -117,7 +116,11 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="banana-bench-"))
-        self.database_url, self._server = self._private_database(args.database_url)
+        # A database of the bench's own, which it empties between workloads (dropped by ``close``).
+        self._databases = ExitStack()
+        self.database_url = self._databases.enter_context(
+            private_database(args.database_url, sqlite_file=self.tmp / "bench.db", prefix="banana_bench")
+        )
         self.size = f" --size {args.image_size}" if args.image_size else ""  # appended to every request
         self.rows: list[Row] = []
         self.notes: list[str] = []
@@ -131,24 +134,8 @@ class Bench:
         slack.delivery_timeout = 30.0
         return slack, FakeGemini(latency_s=gemini_latency, grain=self.args.grain)
 
-    def _private_database(self, url: str | None) -> tuple[str, Engine | None]:
-        """A database of the bench's own, which it empties between workloads: a SQLite file in its folder,
-        or a new database on the PostgreSQL server at ``url`` (dropped by ``close``), never ``url``'s own
-        database, whose rows it would otherwise delete."""
-        if not url or make_url(url).get_backend_name() == "sqlite":
-            return url or f"sqlite:///{self.tmp / 'bench.db'}", None
-        server = create_engine(make_url(normalise_url(url)), isolation_level="AUTOCOMMIT")
-        name = f"banana_bench_{uuid.uuid4().hex[:12]}"
-        with server.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        return server.url.set(database=name).render_as_string(hide_password=False), server
-
     def close(self) -> None:
-        if self._server is not None:
-            name = make_url(self.database_url).database
-            with self._server.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            self._server.dispose()
+        self._databases.close()
 
     def fresh_database(self) -> None:
         engine = create_db_engine(self.database_url)

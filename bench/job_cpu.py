@@ -21,51 +21,30 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import queue
 from bot.catalog import Catalog
-from bot.db import image_engine, normalise_url, open_database, session_factory
+from bot.db import image_engine, open_database, session_factory
 from bot.gemini import GeminiClient
 from bot.intake import Intake
 from bot.jobs import JobRunner
 from bot.limits import parse_limits
 from bot.payloads import Command
+from bot.sandbox.databases import private_database
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from bot.slack import SlackGateway, web_client
 
 FIGURES = ("CPU per job (ms)", "statements", "transactions", "pings", "connections opened")
-
-
-@contextmanager
-def private_database(url: str | None) -> Iterator[str]:
-    """A SQLite file in a folder of its own, or a new database on the PostgreSQL server at ``url``
-    (dropped afterwards), never ``url``'s own."""
-    if not url or make_url(url).get_backend_name() == "sqlite":
-        yield f"sqlite:///{tempfile.mkdtemp(prefix='banana-job-cpu-')}/bench.db"
-        return
-    server = create_engine(make_url(normalise_url(url)), isolation_level="AUTOCOMMIT")
-    name = f"banana_job_cpu_{uuid.uuid4().hex[:12]}"
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
 
 
 def count(engine: Engine, counts: Counter[str]) -> None:
@@ -86,8 +65,10 @@ def count(engine: Engine, counts: Counter[str]) -> None:
 
 def one_round(url: str | None, jobs: int) -> dict[str, float]:
     """Per job, after two that warm up."""
+    server = url if url and make_url(url).get_backend_name() != "sqlite" else None  # SQLite: a new file
+    fresh = Path(tempfile.mkdtemp(prefix="banana-job-cpu-")) / "bench.db"
     with (
-        private_database(url) as database_url,
+        private_database(server, sqlite_file=fresh, prefix="banana_job_cpu") as database_url,
         FakeSlack() as slack,
         FakeGemini() as gemini,
         httpx.Client(timeout=30) as http,

@@ -112,12 +112,6 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     return query.with_for_update(skip_locked=True, of=Job) if locking else query
 
 
-def _first_claimable(session: Session, *, locking: bool, per_user: int) -> int | None:
-    dialect, params = _at_now(session, per_user=per_user)
-    found = session.scalars(_claimable(dialect, locking=locking), params).first()
-    return None if found is None else int(found)
-
-
 def _now(dialect: str) -> ColumnElement[Any]:
     """Now in a statement built once per database (``db_now`` for one built per call): the database's
     clock on PostgreSQL, else the ``:now`` parameter that ``_at_now`` fills in."""
@@ -133,7 +127,8 @@ def _at_now(session: Session, **params: Any) -> tuple[str, dict[str, Any]]:
 def anything_to_claim(session: Session, *, per_user: int = DEFAULT_USER_CONCURRENCY) -> bool:
     """Whether a job is claimable now: a read, for idle workers to ask before they ``claim`` (which takes
     the write lock on SQLite), so that a pool of idle workers costs the listeners nothing."""
-    return _first_claimable(session, locking=False, per_user=per_user) is not None
+    dialect, params = _at_now(session, per_user=per_user)
+    return session.scalars(_claimable(dialect, locking=False), params).first() is not None
 
 
 def claim(

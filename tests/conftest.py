@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import create_db_engine, image_engine, migrate, normalise_url, session_factory
+from bot.db import create_db_engine, image_engine, migrate, session_factory
+from bot.sandbox.databases import private_database
 from bot.sandbox.fake_gemini import FakeGemini
 from bot.sandbox.fake_slack import FakeSlack
 from tests.bot.stack import InProcess
@@ -24,21 +23,9 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A brand-new, empty database of that backend; dropped afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'banana.db'}"
-        return
-    assert PG_URL
-    admin_url = make_url(normalise_url(PG_URL))
-    name = f"banana_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    server = PG_URL if backend == "postgresql" else None
+    with private_database(server, sqlite_file=tmp_path / "banana.db", prefix="banana_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
