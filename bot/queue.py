@@ -20,7 +20,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Interval, Select, Update, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Interval,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
@@ -69,20 +82,37 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     recently (never served first), then the oldest job. So one person's burst of forty requests holds
     another person's single request back by one free worker slot at most."""
     now = _now(dialect)
-    earlier, other, served = aliased(Job), aliased(Job), aliased(Job)
-    request = func.coalesce(Job.group_id, Job.id)  # a Variations press is one request, however many jobs
-    other_request = func.coalesce(other.group_id, other.id)
-    running = (
-        select(func.count(other_request.distinct()))
-        .where(
-            other.team_id == Job.team_id,
-            other.requested_by == Job.requested_by,
-            other.state == "running",
-            other.lease_expires_at >= now,
-            other_request != request,
+    earlier, other, sibling, served = aliased(Job), aliased(Job), aliased(Job), aliased(Job)
+    live = and_(other.state == "running", other.lease_expires_at >= now)
+    # Running requests by person, counted once per claim (not once per candidate: forty waiting turns of
+    # one person would count her forty running ones forty times, twice).
+    running_by_person = (
+        select(
+            other.team_id,
+            other.requested_by,
+            func.count(func.coalesce(other.group_id, other.id).distinct()).label("requests"),
         )
-        .scalar_subquery()
+        .where(live)
+        .group_by(other.team_id, other.requested_by)
+        .subquery("running_by_person")
     )
+    # A Variations job's running siblings are its own request, which doesn't count against it. (A candidate
+    # itself is never among the running: a running candidate's lease has lapsed.)
+    own_request_running = case(
+        (Job.group_id.is_(None), 0),
+        else_=case(
+            (
+                exists().where(
+                    sibling.group_id == Job.group_id,
+                    sibling.state == "running",
+                    sibling.lease_expires_at >= now,
+                ),
+                1,
+            ),
+            else_=0,
+        ),
+    )
+    running = func.coalesce(running_by_person.c.requests, 0) - own_request_running
     last_served = (
         select(func.max(served.started_at))
         .where(served.team_id == Job.team_id, served.requested_by == Job.requested_by)
@@ -90,6 +120,13 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     )
     query = (
         select(Job.id)
+        .outerjoin(
+            running_by_person,
+            and_(
+                running_by_person.c.team_id == Job.team_id,
+                running_by_person.c.requested_by == Job.requested_by,
+            ),
+        )
         .where(
             or_(
                 and_(Job.state == "queued", Job.not_before <= now),
