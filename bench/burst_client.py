@@ -1,8 +1,9 @@
 """Times acks from a process of its own: the stand-ins share the benchmark's process, and rendering 4K
 images there would otherwise delay the very requests being timed.
 
-Reads ``{"url": …, "bursts": [[{"body": …, "headers": {…}}, …], …]}`` on stdin, sends each burst's requests
-at once (one after another burst), and prints ``[[status, seconds], …]`` in sending order.
+Reads ``{"bursts": [{"url": …, "requests": [{"body": …, "headers": {…}}, …]}, …]}`` on stdin, sends each
+burst's requests to its URL at once (one burst after another), and prints ``[[status, seconds], …]`` in
+sending order.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import httpx
 
 def main() -> None:
     job = json.load(sys.stdin)
-    url: str = job["url"]
-    most = max((len(b) for b in job["bursts"]), default=1)
+    most = max((len(b["requests"]) for b in job["bursts"]), default=1)
     limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
     with httpx.Client(limits=limits, timeout=30.0) as http, ThreadPoolExecutor(max_workers=most) as pool:
 
-        def send(request: dict[str, Any]) -> tuple[int, float]:
+        def send(url: str, request: dict[str, Any]) -> tuple[int, float]:
             start = time.perf_counter()
             try:
                 answer = http.post(url, content=request["body"].encode(), headers=request["headers"])
@@ -32,7 +32,11 @@ def main() -> None:
                 status = 0
             return status, time.perf_counter() - start
 
-        results = [result for burst in job["bursts"] for result in pool.map(send, burst)]
+        results = [
+            result
+            for burst in job["bursts"]
+            for result in pool.map(lambda request, url=burst["url"]: send(url, request), burst["requests"])
+        ]
     json.dump(results, sys.stdout)
 
 
