@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import String, bindparam, func, insert, select
+from sqlalchemy import CompoundSelect, String, bindparam, func, insert, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from bot.answer import Billed, CallOutcome
@@ -85,25 +85,30 @@ def charge(session: Session, row: Mapping[str, Any]) -> None:
     session.connection().execute(_NEW_CHARGE, dict(row))
 
 
-# The two sums ``used`` reads, built once (building them cost more than running them): the ledger's rows of
-# the month by (this person, this channel, today), and the requests still without an answer by (this person,
-# this channel, model, size).
+# The one statement ``used`` reads, built once (building it cost more than running it): the ledger's rows of
+# the month summed by (this person, this channel, today), and beside them the requests still without an
+# answer counted by (this person, this channel, model, size). One round trip, not two: it runs on every ack.
 _USER, _CHANNEL = bindparam("user_id", type_=String), bindparam("channel_id", type_=String)
 _MINE, _HERE, _TODAY = Charge.user_id == _USER, Charge.channel_id == _CHANNEL, Charge.at >= bindparam("day")
 _CHARGED = (
     select(
+        literal(False).label("pending"),
         _MINE.label("mine"),
         _HERE.label("here"),
         _TODAY.label("today"),
-        func.coalesce(func.sum(Charge.images), 0),
-        func.coalesce(func.sum(Charge.cost_micros), 0),
+        func.coalesce(func.sum(Charge.images), 0).label("images"),
+        func.coalesce(func.sum(Charge.cost_micros), 0).label("micros"),
+        null().label("model_id"),
+        null().label("image_size"),
     )
     .where(Charge.team_id == bindparam("team_id"), Charge.at >= bindparam("month"))
     .group_by(_MINE, _HERE, _TODAY)
 )
 _ASKER, _PLACE = Job.requested_by == _USER, Conversation.channel_id == _CHANNEL
 _PENDING = (
-    select(_ASKER, _PLACE, Job.model_id, Job.image_size, func.count())
+    select(
+        literal(True), _ASKER, _PLACE, literal(True), func.count(), literal(0), Job.model_id, Job.image_size
+    )
     .join(Conversation, Conversation.id == Job.conversation_id)
     .where(
         Job.team_id == bindparam("team_id"),
@@ -112,6 +117,7 @@ _PENDING = (
     )
     .group_by(_ASKER, _PLACE, Job.model_id, Job.image_size)
 )
+_USED: CompoundSelect[Any] = union_all(_CHARGED, _PENDING)
 
 
 def used(
@@ -127,12 +133,13 @@ def used(
         "day": period_start("day", now),
         "month": period_start("month", now),
     }
-    connection = session.connection()
-    charged = connection.execute(_CHARGED, values).all()
-    pending = connection.execute(_PENDING, values).all()
     tallies: dict[tuple[Scope, Period], Tally] = defaultdict(Tally)
-
-    def add(tally: Tally, *, is_mine: bool, is_here: bool, is_today: bool) -> None:
+    rows = session.connection().execute(_USED, values).all()  # grouped: a few, whatever the tables hold
+    for pending, is_mine, is_here, is_today, images, micros, model_id, image_size in rows:
+        if pending:  # not charged yet: what it will cost, estimated
+            tally = Tally(int(images), prices.estimate(model_id, image_size, images=int(images)))
+        else:
+            tally = Tally(int(images), int(micros))
         for period in PERIODS:
             if period == "day" and not is_today:
                 continue
@@ -141,17 +148,6 @@ def used(
                 tallies["user", period] += tally
             if is_here:
                 tallies["channel", period] += tally
-
-    for is_mine, is_here, is_today, images, micros in charged:
-        add(
-            Tally(int(images), int(micros)),
-            is_mine=bool(is_mine),
-            is_here=bool(is_here),
-            is_today=bool(is_today),
-        )
-    for is_mine, is_here, model_id, image_size, count in pending:  # grouped: a few rows, whatever the queue
-        tally = Tally(int(count), prices.estimate(model_id, image_size, images=int(count)))
-        add(tally, is_mine=bool(is_mine), is_here=bool(is_here), is_today=True)
     return dict(tallies)
 
 
