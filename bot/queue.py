@@ -102,9 +102,11 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
         (Job.group_id.is_(None), 0),
         else_=case(
             (
-                exists().where(
-                    sibling.group_id == Job.group_id,
+                exists().where(  # a press's jobs are one person's: the requester's index finds them
+                    sibling.team_id == Job.team_id,
+                    sibling.requested_by == Job.requested_by,
                     sibling.state == "running",
+                    sibling.group_id == Job.group_id,
                     sibling.lease_expires_at >= now,
                 ),
                 1,
