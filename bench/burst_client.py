@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -35,7 +36,7 @@ def main() -> None:
         results = [
             result
             for burst in job["bursts"]
-            for result in pool.map(lambda request, url=burst["url"]: send(url, request), burst["requests"])
+            for result in pool.map(partial(send, burst["url"]), burst["requests"])
         ]
     json.dump(results, sys.stdout)
 

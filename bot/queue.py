@@ -98,21 +98,20 @@ def _claimable(dialect: str, *, locking: bool) -> Select[Any]:
     )
     # A Variations job's running siblings are its own request, which doesn't count against it. (A candidate
     # itself is never among the running: a running candidate's lease has lapsed.)
+    # The conditions are tried in order: an ungrouped job (most) is never probed.
     own_request_running = case(
         (Job.group_id.is_(None), 0),
-        else_=case(
-            (
-                exists().where(  # a press's jobs are one person's: the requester's index finds them
-                    sibling.team_id == Job.team_id,
-                    sibling.requested_by == Job.requested_by,
-                    sibling.state == "running",
-                    sibling.group_id == Job.group_id,
-                    sibling.lease_expires_at >= now,
-                ),
-                1,
+        (
+            exists().where(  # a press's jobs are one person's: the requester's index finds them
+                sibling.team_id == Job.team_id,
+                sibling.requested_by == Job.requested_by,
+                sibling.state == "running",
+                sibling.group_id == Job.group_id,
+                sibling.lease_expires_at >= now,
             ),
-            else_=0,
+            1,
         ),
+        else_=0,
     )
     running = func.coalesce(running_by_person.c.requests, 0) - own_request_running
     last_served = (
