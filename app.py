@@ -59,6 +59,7 @@ from bot.reports import Reports
 from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
+from bot.worker_process import WorkerProcess, follow_parent, wait_for_start
 from bot.workspace_keys import WorkspaceKeys
 from handlers import Deps, register_all
 from handlers.web import SERVER_SETTINGS, WsgiApp, ops_app, wsgi_app
@@ -83,7 +84,9 @@ class Runtime:
     installations: EncryptedInstallationStore | None  # OAuth mode
 
 
-def build_runtime(settings: Settings, *, workers: int) -> Runtime:
+def build_runtime(settings: Settings, *, workers: int, wake: Callable[[], None] | None = None) -> Runtime:
+    """``workers``: the threads of this process's pool (0: none, as in a ``serve`` whose workers run in
+    its worker process). ``wake``: called for each job queued here (default: wake this pool)."""
     # A connection for every thread that may want one at once (workers, request threads, the heartbeat
     # and after-ack calls): none waits for another's transaction to hand its connection back.
     engine = open_database(settings.database_url, pool_size=workers + SERVER_SETTINGS["threads"] + 4)
@@ -146,7 +149,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         sessions=listeners,
         catalog=catalog,
         default_model=settings.default_model,
-        on_enqueued=pool.wake,
+        on_enqueued=wake or pool.wake,
         limits=settings.limits,
         prices=settings.prices,
         admins=settings.admins,
@@ -262,25 +265,43 @@ def _after_ack(call: Callable[[], object]) -> None:
     _AFTER_ACK.submit(run)
 
 
-def _stop_on_signal() -> threading.Event:
-    """Catch SIGTERM and SIGINT from now on; the event is set when one comes. Installed before the
-    workers start, so a signal right after "workers started" stops them gracefully instead of killing
-    the process (a race a test caught)."""
+def _stop_on_signal(*signums: signal.Signals) -> threading.Event:
+    """Catch SIGTERM and SIGINT (or ``signums``) from now on; the event is set when one comes. Installed
+    before the workers start, so a signal right after "workers started" stops them gracefully instead of
+    killing the process (a race a test caught)."""
     stop = threading.Event()
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    for signum in signums or (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
     return stop
 
 
 def serve(settings: Settings) -> None:
     """Everything that can fail at start (the database, Slack's answer to the token, the port) is tried
-    before the workers start, so a process that can't serve stops at once with one line."""
-    runtime = build_runtime(settings, workers=settings.workers)
+    before the workers start, so a process that can't serve stops at once with one line. The workers run
+    in a process of their own (``bot.worker_process``), which imports meanwhile."""
+    child = WorkerProcess() if settings.workers else None
+    if child is None:
+        _serve(settings, None)
+        return
+    child.spawn()
+    try:
+        _serve(settings, child)
+    finally:
+        child.stop()
+
+
+def _serve(settings: Settings, child: WorkerProcess | None) -> None:
+    runtime = build_runtime(
+        settings, workers=0 if child else settings.workers, wake=child.wake if child else None
+    )
+    if child is not None:
+        metrics.include_child(child.metrics, lambda: child.pid)
+    health = _health(runtime, child)
     with _quiet_libraries():  # their own lines about a refused token would come before ours
         bolt = build_bolt(settings, deps_of(runtime), oauth=oauth_options(settings, runtime))
     if settings.socket_mode:
@@ -290,30 +311,55 @@ def serve(settings: Settings) -> None:
         with _quiet_libraries():
             handler.connect()  # type: ignore[no-untyped-call]
         stop = _stop_on_signal()
-        with _serving_ops(settings, runtime), _serving_installs(settings, runtime, bolt):
-            runtime.pool.start()
+        with (
+            _serving_ops(settings, health),
+            _serving_installs(settings, health, bolt),
+            _working(settings, runtime, child),
+        ):
             log.info("connected to Slack in Socket Mode")
-            stop.wait()
-            runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+            _until(stop, child)
         handler.close()  # type: ignore[no-untyped-call]
         return
 
-    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=settings.slack_signing_secret)
+    app = wsgi_app(bolt, healthy=health, signing_secret=settings.slack_signing_secret)
     server = _listen(app, settings.port, "PORT")
     stop = _stop_on_signal()
-    runtime.pool.start()
-    threading.Thread(target=server.run, name="http", daemon=True).start()
-    port = server.effective_port
-    routes = "POST /slack/events, GET /healthz, GET /metrics" + (
-        ", GET /slack/install" if settings.oauth else ""
-    )
-    log.info("listening on http://0.0.0.0:%s (%s)", port, routes)
-    stop.wait()
-    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+    with _working(settings, runtime, child):
+        threading.Thread(target=server.run, name="http", daemon=True).start()
+        port = server.effective_port
+        routes = "POST /slack/events, GET /healthz, GET /metrics" + (
+            ", GET /slack/install" if settings.oauth else ""
+        )
+        log.info("listening on http://0.0.0.0:%s (%s)", port, routes)
+        _until(stop, child)
     server.close()
 
 
-def _health(runtime: Runtime) -> Callable[[], bool]:
+@contextmanager
+def _working(settings: Settings, runtime: Runtime, child: WorkerProcess | None) -> Iterator[None]:
+    """The workers, in the worker process or in this one's pool, until the block ends; then their
+    graceful stop (the grace period, and the jobs inside their Gemini call) while HTTP is still served."""
+    if child is not None:
+        child.go()
+        yield
+        child.stop()
+        return
+    runtime.pool.start()
+    yield
+    runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
+
+
+def _until(stop: threading.Event, child: WorkerProcess | None) -> None:
+    """Until SIGTERM: the main thread keeps the worker process running (it must be the one starting it)."""
+    if child is not None:
+        child.supervise(stop)
+    else:
+        stop.wait()
+
+
+def _health(runtime: Runtime, child: WorkerProcess | None = None) -> Callable[[], bool]:
+    if child is not None:
+        return lambda: healthy(runtime.engine) and child.healthy()
     return lambda: healthy(runtime.engine) and runtime.pool.claiming()
 
 
@@ -335,36 +381,44 @@ def _listen(app: WsgiApp, port: int, variable: str) -> BaseWSGIServer:
         raise StartupError(f"can't listen on port {port} ({err.strerror or err}); check {variable}") from err
 
 
+def _listen_unix(app: WsgiApp, path: str) -> BaseWSGIServer:
+    import waitress
+
+    return waitress.create_server(app, unix_socket=path, unix_socket_perms="600", **SERVER_SETTINGS)
+
+
 @contextmanager
-def _serving_ops(settings: Settings, runtime: Runtime) -> Iterator[None]:
+def _serving_ops(settings: Settings, health: Callable[[], bool]) -> Iterator[None]:
     """``METRICS_PORT``, for a process that serves no HTTP (``worker``, Socket Mode): GET /metrics and
     GET /healthz on a port of its own, until the block ends."""
     if settings.metrics_port is None:
         yield
         return
-    app = ops_app(healthy=_health(runtime))
-    with _serving_aside(app, settings.metrics_port, "METRICS_PORT", "metrics on http://0.0.0.0:%s"):
+    server = _listen(ops_app(healthy=health), settings.metrics_port, "METRICS_PORT")
+    with _serving_aside(server, "metrics on http://0.0.0.0:%s"):
         yield
 
 
 @contextmanager
-def _serving_installs(settings: Settings, runtime: Runtime, bolt: App) -> Iterator[None]:
+def _serving_installs(settings: Settings, health: Callable[[], bool], bolt: App) -> Iterator[None]:
     """Socket Mode in OAuth mode: a person's browser still needs ``/slack/install`` and Slack's redirect
     (``/slack/oauth_redirect``), so they are served on ``PORT`` with ``/healthz`` and ``/metrics``."""
     if not settings.oauth:
         yield
         return
-    app = wsgi_app(bolt, healthy=_health(runtime), signing_secret=None)  # events come over the socket
-    with _serving_aside(app, settings.port, "PORT", "install page on http://0.0.0.0:%s/slack/install"):
+    app = wsgi_app(bolt, healthy=health, signing_secret=None)  # events come over the socket
+    with _serving_aside(
+        _listen(app, settings.port, "PORT"), "install page on http://0.0.0.0:%s/slack/install"
+    ):
         yield
 
 
 @contextmanager
-def _serving_aside(app: WsgiApp, port: int, variable: str, announce: str) -> Iterator[None]:
-    """Serve ``app`` on ``port`` from a thread of its own until the block ends."""
-    server = _listen(app, port, variable)
-    threading.Thread(target=server.run, name=f"http-{variable.lower()}", daemon=True).start()
-    log.info(announce, server.effective_port)
+def _serving_aside(server: BaseWSGIServer, announce: str | None) -> Iterator[None]:
+    """Run ``server`` in a thread of its own until the block ends."""
+    threading.Thread(target=server.run, name="http-aside", daemon=True).start()
+    if announce is not None:
+        log.info(announce, server.effective_port)
     try:
         yield
     finally:
@@ -387,10 +441,18 @@ def _quiet_libraries() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def work(settings: Settings) -> None:
+def work(settings: Settings, *, for_serve: str | None = None) -> None:
+    """``for_serve``: this is a ``serve``'s worker process, and its ``/healthz`` and ``/metrics`` go on
+    that unix socket, for the ``serve`` to read (``bot.worker_process``), not on ``METRICS_PORT``."""
     runtime = build_runtime(settings, workers=max(1, settings.workers))
-    stop = _stop_on_signal()
-    with _serving_ops(settings, runtime):
+    if for_serve is None:
+        stop = _stop_on_signal()
+        ops = _serving_ops(settings, _health(runtime))
+    else:
+        stop = _stop_on_signal(signal.SIGTERM)  # Ctrl-C reaches the serve too, which passes SIGTERM on
+        follow_parent(runtime.pool.wake, stop)
+        ops = _serving_aside(_listen_unix(ops_app(healthy=_health(runtime)), for_serve), None)
+    with ops:
         runtime.pool.start()
         stop.wait()
         runtime.pool.stop(grace_seconds=settings.shutdown_grace_seconds)
@@ -429,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
             else "Reads no settings: it starts its own stand-ins for Slack and Gemini.",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        if name == "worker":  # started by ``serve`` as its worker process (``bot.worker_process``)
+            sub.add_argument("--for-serve", help=argparse.SUPPRESS)
+            sub.add_argument("--parent", type=int, help=argparse.SUPPRESS)
         if name == "sandbox":
             sub.add_argument("--out", default="sandbox-output", help="where images and the transcript go")
     return parser
@@ -456,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()  # before any thread or image
     args = build_parser().parse_args(argv)
     command = args.command or "serve"
+    for_serve = getattr(args, "for_serve", None)
+    if for_serve is not None and not wait_for_start(args.parent):
+        return 0  # the serve that started this process could not start itself
     # .env in the working directory only, never overriding real variables; first, so LOG_LEVEL may come
     # from it too.
     dotenv = Path.cwd() / ".env"
@@ -495,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     log.debug("%s with %r", command, settings)
     try:
         if command == "worker":
-            work(settings)
+            work(settings, for_serve=for_serve)
         else:
             serve(settings)
     except StartupError as err:

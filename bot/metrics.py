@@ -8,12 +8,14 @@ server, ``METRICS_PORT`` for ``worker`` and Socket Mode processes) and sums them
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,5 +104,58 @@ def watch_queue(sessions: sessionmaker[Session]) -> None:
     REGISTRY.register(_watched[0])
 
 
+_children: list[Callable[[], str]] = []
+
+
+def include_child(exposition: Callable[[], str], pid: Callable[[], int | None]) -> None:
+    """Report a child process (``serve``'s worker process) in this one's ``/metrics``: its counters and
+    histograms added to ours, and its memory, CPU and open files as ``banana_worker_process_*``."""
+    _children.append(exposition)
+    ProcessCollector(namespace="banana_worker", pid=lambda: pid() or "none", registry=REGISTRY)
+
+
 def exposition() -> bytes:
-    return generate_latest(REGISTRY)
+    families: Iterable[Metric] = REGISTRY.collect()
+    for child in _children:
+        families = merged(families, text_string_to_metric_families(child()))
+    return render(families)
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """Families already collected, in Prometheus's text format."""
+    return generate_latest(_Fixed(families))
+
+
+def merged(ours: Iterable[Metric], theirs: Iterable[Metric]) -> list[Metric]:
+    """Our families with another process's counters and histograms added, sample by sample. Its gauges
+    are left out: the queue's figures are the same database's, and a process's own figures are its own."""
+    families = {family.name: family for family in ours}
+    for family in theirs:
+        if family.type not in ("counter", "histogram"):
+            continue
+        mine = families.setdefault(family.name, family)
+        if mine is family:
+            continue
+        where = {(s.name, _labels(s)): i for i, s in enumerate(mine.samples)}
+        for sample in family.samples:
+            i = where.get((sample.name, _labels(sample)))
+            if i is None:
+                mine.samples.append(sample)
+            else:
+                mine.samples[i] = mine.samples[i]._replace(value=mine.samples[i].value + sample.value)
+    return list(families.values())
+
+
+def _labels(sample: Sample) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(sample.labels.items()))
+
+
+class _Fixed(CollectorRegistry):
+    """Families already collected, in the shape ``generate_latest`` takes."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        super().__init__(auto_describe=False)
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families

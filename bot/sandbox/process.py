@@ -24,6 +24,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc: Linux only")
+
+
 class AppProcess:
     """``python app.py <command>`` with exactly the given environment (plus PATH); logs go to a file."""
 
@@ -93,13 +100,22 @@ class AppProcess:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"the app exited with {self.process.returncode}\n{self.logs()[-4000:]}")
 
-    def peak_rss(self) -> int:
-        """The process's peak resident memory so far, in bytes (``VmHWM``; Linux only)."""
+    def children(self) -> list[int]:
+        """The pids of the app's own child processes (``serve``'s worker process; Linux only)."""
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM in /proc: Linux only")
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            try:
+                pids += [int(child) for child in (task / "children").read_text().split()]
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+        return pids
+
+    def peak_rss(self) -> int:
+        """The peak resident memory so far of the app and its worker process, each at its own peak, summed:
+        in bytes (``VmHWM``; Linux only)."""
+        assert self.process is not None
+        return sum(_peak_rss(pid) for pid in (self.process.pid, *self.children()))
 
     def logs(self) -> str:
         try:

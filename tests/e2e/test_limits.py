@@ -1,10 +1,9 @@
 """Issue 20, end to end through the running app: limits checked before anything is queued or spent, each
-kind hit and reset on a clock the test controls (the app runs under ``clock_at.py``; the test's own clock,
-which the stand-ins sign with, is moved to the same moment)."""
+kind hit and reset on a clock the test controls (the app's processes move theirs with ``moved_clock/``; the
+test's own clock, which the stand-ins sign with, is moved to the same moment)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from tests.e2e.conftest import CHANNEL, Stack, make_stack, rows
 
 pytestmark = pytest.mark.e2e
 
-CLOCK = [sys.executable, str(Path(__file__).with_name("clock_at.py"))]
+MOVED_CLOCK = str(Path(__file__).with_name("moved_clock"))
 NEW_YEARS_EVE = datetime(2026, 12, 31, 23, 40, tzinfo=UTC)
 NEW_YEAR = datetime(2027, 1, 1, 0, 5, tzinfo=UTC)
 
@@ -31,8 +30,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @contextmanager
 def app_at(stack: Stack, moment: datetime, limits: str, **env: str) -> Iterator[Stack]:
     """The app started with its clock (and the test's) at ``moment``; stopped at the end."""
+    offset = str((moment - datetime.now(UTC)).total_seconds())
     with time_machine.travel(moment, tick=True):
-        app = stack.start_app(wrapper=CLOCK, CLOCK_AT=moment.isoformat(), BANANA_LIMITS=limits, **env)
+        app = stack.start_app(
+            PYTHONPATH=MOVED_CLOCK, CLOCK_OFFSET_SECONDS=offset, BANANA_LIMITS=limits, **env
+        )
         try:
             yield stack
         finally:

@@ -1,0 +1,183 @@
+"""``serve``'s workers in a process of their own: ``app.py worker``, started by ``serve`` as its child.
+
+In one process the listeners that ack Slack took turns for the GIL with every worker: under a burst beside
+fifty jobs, their p99 was several times that of the process split in two (``bench/``, "acks under load").
+For the operator a ``serve`` stays one unit: one port, one ``/healthz``, one ``/metrics``, one pid to
+signal. Between the two processes:
+
+- The child's stdin is a pipe from the parent. Its first byte, ``START``, comes once the parent has passed
+  its own start checks (the child imports meanwhile), so a ``serve`` that can't start prints its one line
+  and nothing of the child's. Each ``WAKE`` after it is a job this ``serve`` queued: an idle worker claims
+  it at once (SQLite has no notifications). End of file, the parent gone, stops the child gracefully.
+- On Linux a parent killed outright (``kill -9``, the OOM killer) takes the child with it
+  (``PR_SET_PDEATHSIG``): a crash of the unit, which the job leases recover from.
+- The child serves ``/healthz`` and ``/metrics`` on a unix socket only the parent reads: the parent's
+  ``/healthz`` is red unless the child's is green, and its ``/metrics`` adds the child's counters.
+- SIGTERM to the parent is passed on, and the parent waits for the child's graceful stop (its grace
+  period, and the jobs inside their Gemini call). A terminal's Ctrl-C reaches both: the child ignores it.
+- A child that exits on its own is started again, one second later, doubling to a minute while it keeps
+  dying young; ``/healthz`` is red meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+START = b"s"
+WAKE = b"w"
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PR_SET_PDEATHSIG = 1  # prctl(2)
+FIRST_DELAY, LAST_DELAY = 1.0, 60.0  # seconds before a child that exited is started again
+YOUNG = 60.0  # a child that dies younger than this waits twice as long as the one before it
+
+
+class WorkerProcess:
+    """The parent's side: start the child, wake it, ask after it, restart it, stop it."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="banana-"))
+        self.socket = self._dir / "worker.sock"
+        self._http = httpx.Client(
+            base_url="http://worker", transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=2.0
+        )
+        self._lock = threading.Lock()  # the pipe: no write to its descriptor after it is closed
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._going = False  # ``START`` sent
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def spawn(self) -> None:
+        """Start the child; it imports, then waits for ``go``. Call from the main thread: the child's
+        ``PR_SET_PDEATHSIG`` fires when the thread that started it ends, not the process."""
+        command = [sys.executable, str(APP), "worker", "--for-serve", str(self.socket)]
+        process = subprocess.Popen([*command, "--parent", str(os.getpid())], stdin=subprocess.PIPE)  # noqa: S603
+        assert process.stdin is not None
+        os.set_blocking(process.stdin.fileno(), False)  # a wake never blocks a listener
+        with self._lock:
+            self._process = process
+        self._started = time.monotonic()
+
+    def go(self) -> None:
+        self._going = True
+        self._send(START)
+        log.info("workers run in process %s", self.pid)
+
+    def wake(self) -> None:
+        """A job was queued: an idle worker of the child claims it now."""
+        self._send(WAKE)
+
+    def _send(self, byte: bytes) -> None:
+        with self._lock:
+            stdin = self._process.stdin if self._process is not None else None
+            if stdin is None or stdin.closed:
+                return
+            # Full: the child has wakes enough pending. Gone: it is being started again.
+            with contextlib.suppress(OSError):
+                os.write(stdin.fileno(), byte)
+
+    def healthy(self) -> bool:
+        """The child is running and its own ``/healthz`` is green (its database, its claims)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return False
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def metrics(self) -> str:
+        """The child's ``/metrics``, or nothing while it can't answer."""
+        try:
+            response = self._http.get("/metrics")
+        except httpx.HTTPError:
+            return ""
+        return response.text if response.status_code == 200 else ""
+
+    def supervise(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set, start the child again whenever it exits. The main thread's job."""
+        delay = FIRST_DELAY
+        while not stop.wait(0.2):
+            process = self._process
+            if process is None or process.poll() is None:
+                continue
+            if time.monotonic() - self._started >= YOUNG:
+                delay = FIRST_DELAY
+            log.error("the worker process %s; starting it again in %.0f s", _ended(process), delay)
+            self._close()
+            if stop.wait(delay):
+                return
+            self.spawn()
+            self.go()
+            delay = min(LAST_DELAY, delay * 2)
+
+    def stop(self) -> int:
+        """SIGTERM, and wait for the child's graceful stop; its exit code."""
+        process = self._process
+        code = 0
+        if process is not None:
+            if process.poll() is None and self._going:
+                process.send_signal(signal.SIGTERM)
+            self._close()  # one still waiting for ``START`` exits quietly
+            code = process.wait()
+        self._http.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return code
+
+    def _close(self) -> None:
+        """Close the pipe: a child still waiting for ``START`` exits quietly."""
+        with self._lock:
+            if self._process is not None and self._process.stdin is not None:
+                self._process.stdin.close()
+
+
+def _ended(process: subprocess.Popen[bytes]) -> str:
+    code = process.returncode
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with {code}"
+
+
+# --- the child's side ---------------------------------------------------------------------------------
+
+
+def wait_for_start(parent: int) -> bool:
+    """In the child, first thing: die with the parent (Linux), leave Ctrl-C to it, and wait for ``START``.
+    False when the parent is gone or gave up starting (the child then exits quietly)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took hold
+        return False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return os.read(sys.stdin.fileno(), 1) == START
+
+
+def follow_parent(wake: Callable[[], None], stop: threading.Event) -> None:
+    """In the child: wake a worker for each ``WAKE``; set ``stop`` when the pipe ends (the parent gone)."""
+
+    def run() -> None:
+        while chunk := os.read(sys.stdin.fileno(), 64):
+            for _ in range(chunk.count(WAKE)):
+                wake()
+        log.info("the serve process is gone, stopping")
+        stop.set()
+
+    threading.Thread(target=run, name="banana-parent", daemon=True).start()
