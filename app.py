@@ -59,7 +59,7 @@ from bot.reports import Reports
 from bot.settings import Settings, database_url_from, load_settings, variables_for
 from bot.slack import SlackGateway, web_client
 from bot.worker import WorkerPool
-from bot.worker_process import WorkerProcess, follow_parent, wait_for_start
+from bot.worker_process import WorkerProcess, stop_with_parent, wait_for_start
 from bot.workspace_keys import WorkspaceKeys
 from handlers import Deps, register_all
 from handlers.web import SERVER_SETTINGS, WsgiApp, ops_app, wsgi_app
@@ -84,9 +84,9 @@ class Runtime:
     installations: EncryptedInstallationStore | None  # OAuth mode
 
 
-def build_runtime(settings: Settings, *, workers: int, wake: Callable[[], None] | None = None) -> Runtime:
+def build_runtime(settings: Settings, *, workers: int) -> Runtime:
     """``workers``: the threads of this process's pool (0: none, as in a ``serve`` whose workers run in
-    its worker process). ``wake``: called for each job queued here (default: wake this pool)."""
+    its worker process)."""
     # A connection for every thread that may want one at once (workers, request threads, the heartbeat
     # and after-ack calls): none waits for another's transaction to hand its connection back.
     engine = open_database(settings.database_url, pool_size=workers + SERVER_SETTINGS["threads"] + 4)
@@ -149,7 +149,7 @@ def build_runtime(settings: Settings, *, workers: int, wake: Callable[[], None] 
         sessions=listeners,
         catalog=catalog,
         default_model=settings.default_model,
-        on_enqueued=wake or pool.wake,
+        on_enqueued=pool.wake,
         limits=settings.limits,
         prices=settings.prices,
         admins=settings.admins,
@@ -282,9 +282,14 @@ def _stop_on_signal(*signums: signal.Signals) -> threading.Event:
 
 def serve(settings: Settings) -> None:
     """Everything that can fail at start (the database, Slack's answer to the token, the port) is tried
-    before the workers start, so a process that can't serve stops at once with one line. The workers run
-    in a process of their own (``bot.worker_process``), which imports meanwhile."""
-    child = WorkerProcess() if settings.workers else None
+    before the workers start, so a process that can't serve stops at once with one line.
+
+    On PostgreSQL the workers run in a process of their own (``bot.worker_process``), which imports
+    meanwhile. On SQLite they stay in this one: its writers take turns on a lock of this process, the
+    ack's write first (``db.WriteTurns``), which doesn't reach across processes; there, SQLite's busy
+    loop made acks under load slower than sharing the GIL did (``bench/``, "acks under load")."""
+    on_postgresql = make_url(normalise_url(settings.database_url)).get_backend_name() == "postgresql"
+    child = WorkerProcess() if settings.workers and on_postgresql else None
     if child is None:
         _serve(settings, None)
         return
@@ -296,9 +301,8 @@ def serve(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, child: WorkerProcess | None) -> None:
-    runtime = build_runtime(
-        settings, workers=0 if child else settings.workers, wake=child.wake if child else None
-    )
+    # The worker process hears of a job queued here as any worker process does: PostgreSQL's NOTIFY.
+    runtime = build_runtime(settings, workers=0 if child else settings.workers)
     if child is not None:
         metrics.include_child(child.metrics, lambda: child.pid)
     health = _health(runtime, child)
@@ -450,7 +454,7 @@ def work(settings: Settings, *, for_serve: str | None = None) -> None:
         ops = _serving_ops(settings, _health(runtime))
     else:
         stop = _stop_on_signal(signal.SIGTERM)  # Ctrl-C reaches the serve too, which passes SIGTERM on
-        follow_parent(runtime.pool.wake, stop)
+        stop_with_parent(stop)
         ops = _serving_aside(_listen_unix(ops_app(healthy=_health(runtime)), for_serve), None)
     with ops:
         runtime.pool.start()

@@ -426,7 +426,8 @@ class Bench:
             )
 
     def scale_out(self) -> None:
-        """PostgreSQL only: a worker-bound workload on 1 process vs 2 web + 2 worker processes."""
+        """PostgreSQL only: a worker-bound workload on one ``serve`` (on PostgreSQL, a web process and its
+        worker process) vs 2 web + 2 worker processes."""
         if not self.database_url.startswith("postgres"):
             self.notes.append("scale-out: PostgreSQL only (pass --database-url)")
             return
@@ -466,8 +467,8 @@ class Bench:
         four = run(2, per_process, 2)
         self.rows.append(
             Row(
-                f"scale-out: {jobs} jobs, 2 web + 2 worker processes vs 1 ({per_process} workers each)",
-                "1 process",
+                f"scale-out: {jobs} jobs, 2 web + 2 worker processes vs 1 serve ({per_process} workers each)",
+                "1 serve (web + worker process)",
                 one,
                 four,
                 unit="s",

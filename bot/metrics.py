@@ -1,7 +1,8 @@
 """Prometheus metrics, every one named ``banana_…``, in a registry of the bot's own (``REGISTRY``).
 
 Counters and histograms are this process's: Prometheus scrapes each process (``/metrics`` on the HTTP
-server, ``METRICS_PORT`` for ``worker`` and Socket Mode processes) and sums them. The queue's figures
+server, ``METRICS_PORT`` for ``worker`` and Socket Mode processes) and sums them; a ``serve``'s worker
+process is not scraped but reported by its ``serve`` (``include_child``). The queue's figures
 (jobs by state, depth, the oldest queued job's age) are read from the database when scraped
 (``watch_queue``), so every process reports the same numbers: take their ``max``, not their sum.
 """

@@ -5,10 +5,10 @@ fifty jobs, their p99 was several times that of the process split in two (``benc
 For the operator a ``serve`` stays one unit: one port, one ``/healthz``, one ``/metrics``, one pid to
 signal. Between the two processes:
 
-- The child's stdin is a pipe from the parent. Its first byte, ``START``, comes once the parent has passed
+- The child's stdin is a pipe from the parent. Its one byte, ``START``, comes once the parent has passed
   its own start checks (the child imports meanwhile), so a ``serve`` that can't start prints its one line
-  and nothing of the child's. Each ``WAKE`` after it is a job this ``serve`` queued: an idle worker claims
-  it at once (SQLite has no notifications). End of file, the parent gone, stops the child gracefully.
+  and nothing of the child's. End of file, the parent gone, stops the child gracefully. Jobs queued by
+  the parent wake the child's workers as they wake any worker process's: PostgreSQL's ``NOTIFY``.
 - On Linux a parent killed outright (``kill -9``, the OOM killer) takes the child with it
   (``PR_SET_PDEATHSIG``): a crash of the unit, which the job leases recover from.
 - The child serves ``/healthz`` and ``/metrics`` on a unix socket only the parent reads: the parent's
@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -40,7 +39,6 @@ import httpx
 log = logging.getLogger(__name__)
 
 START = b"s"
-WAKE = b"w"
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PR_SET_PDEATHSIG = 1  # prctl(2)
 FIRST_DELAY, LAST_DELAY = 1.0, 60.0  # seconds before a child that exited is started again
@@ -48,7 +46,8 @@ YOUNG = 60.0  # a child that dies younger than this waits twice as long as the o
 
 
 class WorkerProcess:
-    """The parent's side: start the child, wake it, ask after it, restart it, stop it."""
+    """The parent's side: start the child, ask after it, start it again, stop it. All but ``healthy``
+    and ``metrics`` (request threads) are called from the main thread."""
 
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="banana-"))
@@ -56,7 +55,6 @@ class WorkerProcess:
         self._http = httpx.Client(
             base_url="http://worker", transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=2.0
         )
-        self._lock = threading.Lock()  # the pipe: no write to its descriptor after it is closed
         self._process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._going = False  # ``START`` sent
@@ -70,29 +68,15 @@ class WorkerProcess:
         ``PR_SET_PDEATHSIG`` fires when the thread that started it ends, not the process."""
         command = [sys.executable, str(APP), "worker", "--for-serve", str(self.socket)]
         process = subprocess.Popen([*command, "--parent", str(os.getpid())], stdin=subprocess.PIPE)  # noqa: S603
-        assert process.stdin is not None
-        os.set_blocking(process.stdin.fileno(), False)  # a wake never blocks a listener
-        with self._lock:
-            self._process = process
+        self._process = process
         self._started = time.monotonic()
 
     def go(self) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        with contextlib.suppress(OSError):  # it died already: ``supervise`` starts it again
+            os.write(self._process.stdin.fileno(), START)
         self._going = True
-        self._send(START)
         log.info("workers run in process %s", self.pid)
-
-    def wake(self) -> None:
-        """A job was queued: an idle worker of the child claims it now."""
-        self._send(WAKE)
-
-    def _send(self, byte: bytes) -> None:
-        with self._lock:
-            stdin = self._process.stdin if self._process is not None else None
-            if stdin is None or stdin.closed:
-                return
-            # Full: the child has wakes enough pending. Gone: it is being started again.
-            with contextlib.suppress(OSError):
-                os.write(stdin.fileno(), byte)
 
     def healthy(self) -> bool:
         """The child is running and its own ``/healthz`` is green (its database, its claims)."""
@@ -144,9 +128,8 @@ class WorkerProcess:
 
     def _close(self) -> None:
         """Close the pipe: a child still waiting for ``START`` exits quietly."""
-        with self._lock:
-            if self._process is not None and self._process.stdin is not None:
-                self._process.stdin.close()
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
 
 
 def _ended(process: subprocess.Popen[bytes]) -> str:
@@ -170,13 +153,12 @@ def wait_for_start(parent: int) -> bool:
     return os.read(sys.stdin.fileno(), 1) == START
 
 
-def follow_parent(wake: Callable[[], None], stop: threading.Event) -> None:
-    """In the child: wake a worker for each ``WAKE``; set ``stop`` when the pipe ends (the parent gone)."""
+def stop_with_parent(stop: threading.Event) -> None:
+    """In the child: set ``stop`` when the pipe from the parent ends (the parent is gone)."""
 
     def run() -> None:
-        while chunk := os.read(sys.stdin.fileno(), 64):
-            for _ in range(chunk.count(WAKE)):
-                wake()
+        while os.read(sys.stdin.fileno(), 64):
+            pass
         log.info("the serve process is gone, stopping")
         stop.set()
 

@@ -1,6 +1,7 @@
-"""``serve`` runs its workers in a process of its own (``app.py worker``, its child), so the listeners that
-ack Slack don't wait for the GIL behind the jobs. It is still one unit for the operator: one port, one
-``/healthz``, one ``/metrics``, one pid to signal, and a crash of it is a crash of both."""
+"""On PostgreSQL ``serve`` runs its workers in a process of its own (``app.py worker``, its child), so the
+listeners that ack Slack don't wait for the GIL behind the jobs. It is still one unit for the operator: one
+port, one ``/healthz``, one ``/metrics``, one pid to signal, and a crash of it is a crash of both. On
+SQLite the workers stay in the ``serve`` process (``app.serve`` says why)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.conftest import BACKENDS
+from tests.e2e.conftest import Stack, make_stack
 from tests.e2e.test_operations import scrape
 from tests.e2e.test_processes import wait_for_health
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(pg_stack: Stack) -> Stack:
+    """A ``serve`` with workers, running on PostgreSQL."""
+    pg_stack.start_app()
+    return pg_stack
 
 
 def gone(pid: int) -> bool:
@@ -85,13 +94,19 @@ def test_ctrl_c_stops_both_once(stack: Stack) -> None:
     assert app.logs().count("received SIGINT") == 1
 
 
-def test_web_only_serve_starts_no_worker_process(tmp_path: Path) -> None:
-    from tests.e2e.conftest import make_stack
-
-    stacks = make_stack(tmp_path, "sqlite", BANANA_WORKERS="0")
+@pytest.mark.parametrize(("backend", "workers"), [("postgresql", "0"), ("sqlite", "4")])
+def test_web_only_or_on_sqlite_serve_starts_no_worker_process(
+    tmp_path: Path, backend: str, workers: str
+) -> None:
+    if backend not in BACKENDS:
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
+    stacks = make_stack(tmp_path, backend, BANANA_WORKERS=workers)
     stack = next(stacks)
     try:
         stack.start_app()
         assert stack.app.children() == []
+        if workers != "0":
+            stack.slack.send_command("a paper boat")  # done by this process's own workers
+            stack.uploads(1)
     finally:
         next(stacks, None)
