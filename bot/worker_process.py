@@ -42,7 +42,7 @@ START = b"s"
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PR_SET_PDEATHSIG = 1  # prctl(2)
 FIRST_DELAY, LAST_DELAY = 1.0, 60.0  # seconds before a child that exited is started again
-YOUNG = 60.0  # a child that dies younger than this waits twice as long as the one before it
+YOUNG = 60.0  # seconds: a child that dies younger waits twice as long as the one before it
 
 
 class WorkerProcess:
@@ -98,20 +98,18 @@ class WorkerProcess:
 
     def supervise(self, stop: threading.Event) -> None:
         """Until ``stop`` is set, start the child again whenever it exits. The main thread's job."""
-        delay = FIRST_DELAY
+        delay = 0.0
         while not stop.wait(0.2):
             process = self._process
             if process is None or process.poll() is None:
                 continue
-            if time.monotonic() - self._started >= YOUNG:
-                delay = FIRST_DELAY
+            delay = restart_delay(delay, lived=time.monotonic() - self._started)
             log.error("the worker process %s; starting it again in %.0f s", _ended(process), delay)
             self._close()
             if stop.wait(delay):
                 return
             self.spawn()
             self.go()
-            delay = min(LAST_DELAY, delay * 2)
 
     def stop(self) -> int:
         """SIGTERM, and wait for the child's graceful stop; its exit code."""
@@ -130,6 +128,12 @@ class WorkerProcess:
         """Close the pipe: a child still waiting for ``START`` exits quietly."""
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()
+
+
+def restart_delay(last: float, *, lived: float) -> float:
+    """Seconds to wait before starting again a child that exited after ``lived`` seconds, when the wait
+    before it was ``last`` (0 for none): 1 s, doubling up to a minute while each dies young."""
+    return min(LAST_DELAY, last * 2) if last and lived < YOUNG else FIRST_DELAY
 
 
 def _ended(process: subprocess.Popen[bytes]) -> str:
