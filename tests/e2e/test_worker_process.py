@@ -80,7 +80,10 @@ def test_sigterm_stops_the_worker_process_too_and_exits_0(stack: Stack) -> None:
     [child] = stack.app.children()
     assert stack.app.terminate() == 0
     assert gone(child)
-    assert "workers stopped" in stack.app.logs()
+    logs = stack.app.logs()
+    assert "workers stopped" in logs
+    assert logs.count("received SIGTERM") == 2  # the serve's, and the one it passed on
+    assert "the serve process is gone" not in logs  # it was told, not left
 
 
 def test_ctrl_c_stops_both_once(stack: Stack) -> None:
