@@ -23,6 +23,8 @@ from bot.sandbox.scenario import sandbox_env
 from tests.conftest import BACKENDS, fresh_database_url
 
 CHANNEL = "C0GENERAL"
+# On PYTHONPATH with CLOCK_OFFSET_SECONDS: the app's processes see their clock moved (moved_clock/).
+MOVED_CLOCK = str(Path(__file__).with_name("moved_clock"))
 T = TypeVar("T")
 
 

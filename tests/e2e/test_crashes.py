@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import signal
-import sys
-from pathlib import Path
 
 import pytest
 
 from bot.sandbox.fake_gemini import Fault
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import MOVED_CLOCK, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -138,8 +136,13 @@ def test_a_worker_whose_clock_runs_an_hour_ahead_does_not_take_a_live_job(pg_sta
         stack.start_app(BANANA_WORKERS="1", BANANA_JOB_LEASE_SECONDS="30")
         stack.slack.send_command("the live job: a lighthouse")
         held.wait_for_call()  # the first process is inside its Gemini call, lease held
-        skewed = [sys.executable, str(Path(__file__).with_name("skewed_clock.py"))]
-        stack.start_app(command="worker", wrapper=skewed, BANANA_WORKERS="1", BANANA_JOB_LEASE_SECONDS="30")
+        stack.start_app(
+            command="worker",
+            PYTHONPATH=MOVED_CLOCK,
+            CLOCK_OFFSET_SECONDS="3600",  # this host's clock an hour ahead
+            BANANA_WORKERS="1",
+            BANANA_JOB_LEASE_SECONDS="30",
+        )
         stack.slack.send_command("the next job: a windmill")
         held.wait_for_call(2)  # the skewed worker claimed something
         first, second = stack.gemini.requests[:2]

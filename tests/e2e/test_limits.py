@@ -13,11 +13,10 @@ import pytest
 import time_machine
 
 from bot.models import Charge
-from tests.e2e.conftest import CHANNEL, Stack, make_stack, rows
+from tests.e2e.conftest import CHANNEL, MOVED_CLOCK, Stack, make_stack, rows
 
 pytestmark = pytest.mark.e2e
 
-MOVED_CLOCK = str(Path(__file__).with_name("moved_clock"))
 NEW_YEARS_EVE = datetime(2026, 12, 31, 23, 40, tzinfo=UTC)
 NEW_YEAR = datetime(2027, 1, 1, 0, 5, tzinfo=UTC)
 
