@@ -67,9 +67,9 @@ class WorkerProcess:
     def spawn(self) -> None:
         """Start the child; it imports, then waits for ``go``. Call from the main thread: the child's
         ``PR_SET_PDEATHSIG`` fires when the thread that started it ends, not the process."""
-        command = [sys.executable, str(APP), "worker", "--for-serve", str(self.socket)]
-        process = subprocess.Popen([*command, "--parent", str(os.getpid())], stdin=subprocess.PIPE)  # noqa: S603
-        self._process = process
+        parent = str(os.getpid())
+        command = [sys.executable, str(APP), "worker", "--for-serve", str(self.socket), "--parent", parent]
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE)  # noqa: S603 - our own app
         self._started = time.monotonic()
 
     def go(self) -> None:
@@ -112,19 +112,18 @@ class WorkerProcess:
             self.spawn()
             self.go()
 
-    def stop(self) -> int:
-        """SIGTERM, and wait for the child's graceful stop; its exit code."""
+    def stop(self) -> None:
+        """SIGTERM, and wait for the child's graceful stop. Once more does nothing more (``serve`` calls it
+        as it stops, and again on its way out, whatever ended it)."""
         process = self._process
-        code = 0
         if process is not None:
             if process.poll() is None and self._going:
                 process.send_signal(signal.SIGTERM)
                 process.wait()  # the pipe stays open meanwhile: its end would say "the serve is gone"
             self._close()  # one still waiting for ``START`` exits quietly
-            code = process.wait()
+            process.wait()
         self._http.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-        return code
 
     def _close(self) -> None:
         """Close the pipe: a child still waiting for ``START`` exits quietly."""
