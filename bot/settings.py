@@ -145,7 +145,7 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     "PORT": (("serve",), "HTTP mode: the port for /slack/events and /healthz (default 3000)"),
     "BANANA_DEFAULT_MODEL": (("serve",), f"alias or model ID (default {DEFAULT_MODEL})"),
     "BANANA_MODEL_ALIASES": (("serve", "worker"), "alias=model-id,… over the built-in table"),
-    "BANANA_WORKERS": (("serve", "worker"), "images made at once by this process (default 4)"),
+    "BANANA_WORKERS": (("serve", "worker"), "images made at once (default 4)"),
     "BANANA_JOB_LEASE_SECONDS": (("serve", "worker"), "a job with no heartbeat this long runs again (60)"),
     "BANANA_GEMINI_TIMEOUT_SECONDS": (("serve", "worker"), "one generateContent call (180)"),
     "BANANA_SHUTDOWN_GRACE_SECONDS": (("serve", "worker"), "on SIGTERM, time for running jobs (25)"),
