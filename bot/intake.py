@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +21,7 @@ from bot.cards import DEFAULT_VARIATIONS, FINALIZE_MODEL, result_named
 from bot.catalog import Catalog, Model, family_of
 from bot.db import autocommit, is_postgresql, lock_requester
 from bot.errors import OptionError
-from bot.limits import Limit, Tally, first_exceeded, period_end, until
+from bot.limits import Limit, Period, Scope, Tally, first_exceeded, period_end, until
 from bot.models import Conversation, Job, utcnow
 from bot.options import Request, is_help, parse_request
 from bot.payloads import Command, EditSubmission, Message, Route, route
@@ -117,16 +117,20 @@ class Intake:
         if self._at_once and not self.limits:  # nothing to check first: one statement, committing alone
             with autocommit(self._sessions) as session:
                 job_id, ahead = self._start_at_once(session, request, turn)
+        elif self._at_once:
+            with self._sessions() as session:
+                job_id, ahead, refusal = self._start_within_limits(session, request, turn)
+                if refusal:
+                    session.rollback()
+                    return Outcome(reply=refusal)
+                session.commit()
         else:
             with self._sessions.begin() as session:
                 refusal = self._over_limit(session, request, turn)
                 if refusal:
                     return Outcome(reply=refusal)
-                if self._at_once:  # the inserts and the position in one round trip, under the check's lock
-                    job_id, ahead = self._start_at_once(session, request, turn)
-                else:
-                    job_id = self._accept(session, None, request, turn)
-                    ahead = queue.position(session, job_id, team_id=turn.team_id, user_id=turn.user_id)
+                job_id = self._accept(session, None, request, turn)
+                ahead = queue.position(session, job_id, team_id=turn.team_id, user_id=turn.user_id)
         self._on_enqueued()
         return Outcome(job_id=job_id, reply=messages.queued(ahead))
 
@@ -269,6 +273,39 @@ class Intake:
             now=now,
             prices=self.prices,
         )
+        return self._refusal(used, request, turn, now=now, images=images)
+
+    def _start_within_limits(
+        self, session: Session, request: Request, turn: NewTurn
+    ) -> tuple[int, int, str | None]:
+        """PostgreSQL, with limits: ``_over_limit`` and ``_start_at_once`` in two round trips, not five. Under
+        this person's lock (taken with the transaction's BEGIN), the job is queued in the statement that
+        sums what was used before it; the caller commits it, or rolls it back if the refusal isn't None."""
+        lock_requester(session, turn.team_id, turn.user_id)
+        now = utcnow()
+        usage = ledger.usage_values(
+            team_id=turn.team_id, user_id=turn.user_id, channel_id=turn.channel_id, now=now
+        )
+        job_id, ahead, rows = store.start_at_once_with_usage(
+            session,
+            _conversation_of(turn, request),
+            parts=store.user_parts(request.prompt, turn.files, markup=turn.markup),
+            slack_ts=turn.slack_ts,
+            usage=usage,
+        )
+        used = ledger.tally(rows, self.prices)
+        return job_id, ahead, self._refusal(used, request, turn, now=now)
+
+    def _refusal(
+        self,
+        used: dict[tuple[Scope, Period], Tally],
+        request: Request,
+        turn: NewTurn,
+        *,
+        now: datetime,
+        images: int = 1,
+    ) -> str | None:
+        """What to tell the person if ``request`` (``images`` of it) doesn't fit beside ``used``, or None."""
         asked = Tally(images, self.prices.estimate(request.model.model_id, request.image_size, images=images))
         hit = first_exceeded(self.limits, used, asked)
         if hit is None:

@@ -8,12 +8,12 @@ brought no answer are recorded on their own, as they happen.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import CompoundSelect, String, bindparam, func, insert, literal, null, select, union_all
+from sqlalchemy import CompoundSelect, String, bindparam, func, insert, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from bot.answer import Billed, CallOutcome
@@ -87,7 +87,8 @@ def charge(session: Session, row: Mapping[str, Any]) -> None:
 
 # The one statement ``used`` reads, built once (building it cost more than running it): the ledger's rows of
 # the month summed by (this person, this channel, today), and beside them the requests still without an
-# answer counted by (this person, this channel, model, size). One round trip, not two: it runs on every ack.
+# answer counted by (this person, this channel, model, size). One round trip, not two: it runs on every ack
+# (on PostgreSQL a /banana's runs inside the statement that queues it: ``store.start_at_once``).
 _USER, _CHANNEL = bindparam("user_id", type_=String), bindparam("channel_id", type_=String)
 _MINE, _HERE, _TODAY = Charge.user_id == _USER, Charge.channel_id == _CHANNEL, Charge.at >= bindparam("day")
 _CHARGED = (
@@ -112,12 +113,12 @@ _PENDING = (
     .join(Conversation, Conversation.id == Job.conversation_id)
     .where(
         Job.team_id == bindparam("team_id"),
-        Job.state.in_(("queued", "running")),
+        or_(Job.state == "queued", Job.state == "running"),  # not IN: that is rendered anew on each run
         Job.result_turn_id.is_(None),
     )
     .group_by(_ASKER, _PLACE, Job.model_id, Job.image_size)
 )
-_USED: CompoundSelect[Any] = union_all(_CHARGED, _PENDING)
+USED: CompoundSelect[Any] = union_all(_CHARGED, _PENDING)
 
 
 def used(
@@ -126,16 +127,28 @@ def used(
     """What this person, this channel and this workspace have used today and this month: the ledger's
     rows, plus the estimate of every request queued or running that has no answer yet (it will be
     charged; two requests sent together must not both fit under the last image of a limit)."""
-    values = {
+    values = usage_values(team_id=team_id, user_id=user_id, channel_id=channel_id, now=now)
+    return tally(session.connection().execute(USED, values).all(), prices)  # grouped: a few rows
+
+
+def usage_values(*, team_id: str, user_id: str, channel_id: str, now: datetime) -> dict[str, Any]:
+    """The parameters of ``USED``."""
+    return {
         "team_id": team_id,
         "user_id": user_id,
         "channel_id": channel_id,
         "day": period_start("day", now),
         "month": period_start("month", now),
     }
+
+
+def tally(rows: Iterable[Sequence[Any]], prices: PriceTable) -> dict[tuple[Scope, Period], Tally]:
+    """``USED``'s rows summed by scope and period (pure). A row of nothing but NULLs (the statement that
+    also queues a job returns one when nothing is used yet) counts for nothing."""
     tallies: dict[tuple[Scope, Period], Tally] = defaultdict(Tally)
-    rows = session.connection().execute(_USED, values).all()  # grouped: a few, whatever the tables hold
     for pending, is_mine, is_here, is_today, images, micros, model_id, image_size in rows:
+        if pending is None:
+            continue
         if pending:  # not charged yet: what it will cost, estimated
             tally = Tally(int(images), prices.estimate(model_id, image_size, images=int(images)))
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +24,12 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
 
-from bot import history, mrkdwn, queue, wakeup
+from bot import history, ledger, mrkdwn, queue, wakeup
 from bot.answer import Answer
 from bot.catalog import closest_ratio, family_of
 from bot.db import carried_image, on_postgresql
@@ -211,9 +213,11 @@ def text_parts(markup: str, *, user_name: mrkdwn.UserName = lambda _user_id: Non
     return [{"text": text}] if text.strip() else []
 
 
-def _first_turn_at_once() -> Select[Any]:
+def _first_turn_at_once(*, with_usage: bool = False) -> Select[Any]:
     """PostgreSQL: a new conversation, its first turn and that turn's job in one statement (data-modifying
-    CTEs), with the job's id and how many jobs wait ahead of it."""
+    CTEs), with the job's id and how many jobs wait ahead of it. ``with_usage``: beside them, one row per
+    row of ``ledger.USED`` (or one of NULLs): what was used before this request, read in the statement's
+    snapshot, which can't see the job it queues."""
     new = bindparam
     conversation = (
         insert(Conversation)
@@ -270,10 +274,16 @@ def _first_turn_at_once() -> Select[Any]:
         .cte("new_job")
     )
     ahead = queue.jobs_ahead(team_id=new("team_id"), user_id=new("user_id"), job_id=job.c.id)
-    return select(job.c.id, ahead.scalar_subquery(), wakeup.notified())
+    started = select(job.c.id, ahead.scalar_subquery().label("ahead"), wakeup.notified().label("notified"))
+    if not with_usage:
+        return started
+    once = started.cte("started")  # one row, computed once, whatever the sums' row count
+    used = ledger.USED.subquery("used")
+    return select(once.c.id, once.c.ahead, *used.c).select_from(once.outerjoin(used, true()))
 
 
 _FIRST_TURN_AT_ONCE = _first_turn_at_once()
+_FIRST_TURN_AND_USAGE = _first_turn_at_once(with_usage=True)
 
 
 def start_at_once(
@@ -282,9 +292,30 @@ def start_at_once(
     """PostgreSQL only: ``start_conversation``, ``add_user_turn`` and ``enqueue`` in one statement, and
     ``queue.position``: the job's id and how many jobs wait ahead of it. With ``db.autocommit`` that is
     one round trip where the four statements and their transaction took six."""
-    values = {**new.row(), "user_id": new.user_id, "parts": parts, "slack_ts": slack_ts, "now": utcnow()}
-    row = session.connection().execute(_FIRST_TURN_AT_ONCE, values).one()
+    row = session.connection().execute(_FIRST_TURN_AT_ONCE, _first_turn_values(new, parts, slack_ts)).one()
     return int(row[0]), int(row[1])
+
+
+def start_at_once_with_usage(
+    session: Session,
+    new: NewConversation,
+    *,
+    parts: list[dict[str, Any]],
+    slack_ts: str | None,
+    usage: Mapping[str, Any],
+) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """``start_at_once``, and in the same statement ``ledger.USED`` with ``usage``'s values (its rows, for
+    ``ledger.tally``): what was used before this job. A limit check reads them and then commits the
+    transaction or rolls the job back. One round trip where the check before the inserts took two."""
+    values = {**_first_turn_values(new, parts, slack_ts), **usage}
+    rows = session.connection().execute(_FIRST_TURN_AND_USAGE, values).all()
+    return int(rows[0][0]), int(rows[0][1]), [tuple(row[2:]) for row in rows]
+
+
+def _first_turn_values(
+    new: NewConversation, parts: list[dict[str, Any]], slack_ts: str | None
+) -> dict[str, Any]:
+    return {**new.row(), "user_id": new.user_id, "parts": parts, "slack_ts": slack_ts, "now": utcnow()}
 
 
 def set_parts(session: Session, turn_id: int, parts: list[dict[str, Any]]) -> None:

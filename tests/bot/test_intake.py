@@ -193,6 +193,22 @@ def test_limits_count_the_ledger_and_the_queued_requests_of_the_person_channel_a
     assert jobs(sessions) == 3
 
 
+def test_a_refused_command_leaves_nothing_behind(sessions: sessionmaker[Session]) -> None:
+    """On PostgreSQL the job is queued in the statement that sums the ledger, and rolled back if the check
+    refuses it: no conversation, turn or job stays. The first request, on an empty ledger, fits."""
+    intake = Intake(
+        sessions=sessions, catalog=Catalog(), default_model="nano-banana-2.1", limits=parse_limits("user/day=1")
+    )
+    command = Command(team_id="T1", channel_id="C1", user_id="UALICE", text="a kite", response_url=None)
+    first = intake.command(command)
+    assert first.job_id is not None and "Got it" in str(first.reply)
+    refused = intake.command(command)
+    assert refused.job_id is None and "`user/day=1`" in str(refused.reply)
+    with sessions() as session:
+        counts = [session.scalar(select(func.count()).select_from(t)) for t in (Conversation, Turn, Job)]
+    assert counts == [1, 1, 1]
+
+
 def test_a_persons_requests_are_checked_one_at_a_time_so_two_at_once_cant_both_fit(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
