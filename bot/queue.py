@@ -435,21 +435,21 @@ def jobs_ahead(*, team_id: Any, user_id: Any, job_id: Any) -> Select[Any]:
     """How many queued jobs will be claimed before ``job_id`` (values or columns): in its workspace only,
     and, as claims go round-robin across people, the requester's own earlier ones plus, from each other
     person, at most one more than that. Running jobs are not in its way. Only jobs queued before it count,
-    so it works inside the statement that inserts it (``store.start_at_once``)."""
-    before = (
-        select(
-            Job.requested_by,
-            func.row_number().over(partition_by=Job.requested_by, order_by=Job.id).label("turn"),
-        )
-        .where(Job.team_id == team_id, Job.state == "queued", Job.id < job_id)
+    so it works inside the statement that inserts it (``store.start_at_once``).
+
+    Counted per person (an index scan and a count each), not numbered job by job: on the ack path, with a
+    thousand jobs queued, numbering them took 0.7 ms of SQLite's time per ``/banana``, counting 0.1 ms."""
+    earlier = (Job.team_id == team_id, Job.state == "queued", Job.id < job_id)
+    per_person = (
+        select(Job.requested_by, func.count().label("queued"))
+        .where(*earlier)
+        .group_by(Job.requested_by)
         .subquery()
     )
-    own = select(func.count()).select_from(before).where(before.c.requested_by == user_id).scalar_subquery()
-    return (
-        select(func.count())
-        .select_from(before)
-        .where(or_(before.c.requested_by == user_id, before.c.turn <= own + 1))
-    )
+    own = select(func.count()).where(*earlier, Job.requested_by == user_id).scalar_subquery()
+    theirs = per_person.c.queued
+    ahead = case((per_person.c.requested_by == user_id, theirs), (theirs <= own + 1, theirs), else_=own + 1)
+    return select(func.coalesce(func.sum(ahead), 0)).select_from(per_person)
 
 
 # Built once: building a statement costs as much as running it, and this one is on the ack path.

@@ -213,11 +213,12 @@ def text_parts(markup: str, *, user_name: mrkdwn.UserName = lambda _user_id: Non
     return [{"text": text}] if text.strip() else []
 
 
-def _first_turn_at_once(*, with_usage: bool = False) -> Select[Any]:
+@functools.cache
+def _first_turn_at_once(*, usage: bool = False, by_channel: bool = True) -> Select[Any]:
     """PostgreSQL: a new conversation, its first turn and that turn's job in one statement (data-modifying
-    CTEs), with the job's id and how many jobs wait ahead of it. ``with_usage``: beside them, one row per
-    row of ``ledger.USED`` (or one of NULLs): what was used before this request, read in the statement's
-    snapshot, which can't see the job it queues."""
+    CTEs), with the job's id and how many jobs wait ahead of it. Built once per shape. ``usage``: beside
+    them, one row per row of ``ledger.usage_statement(by_channel=…)`` (or one of NULLs): what was used
+    before this request, read in the statement's snapshot, which can't see the job it queues."""
     new = bindparam
     conversation = (
         insert(Conversation)
@@ -275,15 +276,11 @@ def _first_turn_at_once(*, with_usage: bool = False) -> Select[Any]:
     )
     ahead = queue.jobs_ahead(team_id=new("team_id"), user_id=new("user_id"), job_id=job.c.id)
     started = select(job.c.id, ahead.scalar_subquery().label("ahead"), wakeup.notified().label("notified"))
-    if not with_usage:
+    if not usage:
         return started
     once = started.cte("started")  # one row, computed once, whatever the sums' row count
-    used = ledger.USED.subquery("used")
+    used = ledger.usage_statement(by_channel=by_channel).subquery("used")
     return select(once.c.id, once.c.ahead, *used.c).select_from(once.outerjoin(used, true()))
-
-
-_FIRST_TURN_AT_ONCE = _first_turn_at_once()
-_FIRST_TURN_AND_USAGE = _first_turn_at_once(with_usage=True)
 
 
 def start_at_once(
@@ -292,7 +289,8 @@ def start_at_once(
     """PostgreSQL only: ``start_conversation``, ``add_user_turn`` and ``enqueue`` in one statement, and
     ``queue.position``: the job's id and how many jobs wait ahead of it. With ``db.autocommit`` that is
     one round trip where the four statements and their transaction took six."""
-    row = session.connection().execute(_FIRST_TURN_AT_ONCE, _first_turn_values(new, parts, slack_ts)).one()
+    values = _first_turn_values(new, parts, slack_ts)
+    row = session.connection().execute(_first_turn_at_once(), values).one()
     return int(row[0]), int(row[1])
 
 
@@ -303,12 +301,14 @@ def start_at_once_with_usage(
     parts: list[dict[str, Any]],
     slack_ts: str | None,
     usage: Mapping[str, Any],
+    by_channel: bool = True,
 ) -> tuple[int, int, list[tuple[Any, ...]]]:
-    """``start_at_once``, and in the same statement ``ledger.USED`` with ``usage``'s values (its rows, for
-    ``ledger.tally``): what was used before this job. A limit check reads them and then commits the
-    transaction or rolls the job back. One round trip where the check before the inserts took two."""
+    """``start_at_once``, and in the same statement ``ledger.usage_statement`` with ``usage``'s values (its
+    rows, for ``ledger.tally``): what was used before this job. A limit check reads them and then commits
+    the transaction or rolls the job back. One round trip where the check before the inserts took two."""
     values = {**_first_turn_values(new, parts, slack_ts), **usage}
-    rows = session.connection().execute(_FIRST_TURN_AND_USAGE, values).all()
+    statement = _first_turn_at_once(usage=True, by_channel=by_channel)
+    rows = session.connection().execute(statement, values).all()
     return int(rows[0][0]), int(rows[0][1]), [tuple(row[2:]) for row in rows]
 
 

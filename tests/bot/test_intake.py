@@ -197,7 +197,10 @@ def test_a_refused_command_leaves_nothing_behind(sessions: sessionmaker[Session]
     """On PostgreSQL the job is queued in the statement that sums the ledger, and rolled back if the check
     refuses it: no conversation, turn or job stays. The first request, on an empty ledger, fits."""
     intake = Intake(
-        sessions=sessions, catalog=Catalog(), default_model="nano-banana-2.1", limits=parse_limits("user/day=1")
+        sessions=sessions,
+        catalog=Catalog(),
+        default_model="nano-banana-2.1",
+        limits=parse_limits("user/day=1"),
     )
     command = Command(team_id="T1", channel_id="C1", user_id="UALICE", text="a kite", response_url=None)
     first = intake.command(command)
@@ -207,6 +210,45 @@ def test_a_refused_command_leaves_nothing_behind(sessions: sessionmaker[Session]
     with sessions() as session:
         counts = [session.scalar(select(func.count()).select_from(t)) for t in (Conversation, Turn, Job)]
     assert counts == [1, 1, 1]
+
+
+def test_without_a_channel_limit_queued_requests_still_count_for_their_person_and_workspace(
+    sessions: sessionmaker[Session],
+) -> None:
+    """No limit per channel: the sums skip the channel's share (``ledger.usage_statement``), and the
+    estimates of requests still queued count for the workspace and the person as before."""
+    intake = Intake(
+        sessions=sessions,
+        catalog=Catalog(),
+        default_model="nano-banana-2.1",
+        limits=parse_limits("workspace/month=$0.10,user/day=2"),
+    )
+
+    def command(user: str, channel: str) -> Outcome:
+        return intake.command(
+            Command(team_id="T1", channel_id=channel, user_id=user, text="a kite", response_url=None)
+        )
+
+    assert command("UALICE", "C1").job_id is not None  # $0.0493 queued
+    assert command("UBOB", "C2").job_id is not None  # $0.0986 queued
+    refused = command("UCAROL", "C3")
+    assert refused.job_id is None and "`workspace/month=$0.1`" in str(refused.reply)
+    now = utcnow()
+    with sessions() as session:
+        values = {
+            "team_id": "T1",
+            "user_id": "UALICE",
+            "channel_id": "C1",
+            "now": now,
+            "prices": load_prices(),
+        }
+        everything = ledger.used(session, **values)
+        unsplit = ledger.used(session, **values, by_channel=False)
+    assert {key: tally for key, tally in everything.items() if key[0] != "channel"} == {
+        key: tally for key, tally in unsplit.items() if key[0] != "channel"
+    }
+    assert everything["user", "day"].images == 1 and everything["workspace", "month"].images == 2
+    assert everything["channel", "month"].images == 1 and ("channel", "month") not in unsplit
 
 
 def test_a_persons_requests_are_checked_one_at_a_time_so_two_at_once_cant_both_fit(
