@@ -96,7 +96,6 @@ class Intake:
         # On PostgreSQL a new /banana's inserts are one statement: under load every round trip waits for the
         # CPU. Without limits that statement commits on its own; with them it follows the check.
         self._at_once = is_postgresql(sessions)
-        self._by_channel = any(limit.scope == "channel" for limit in limits)  # else no channel's share summed
 
     def command(self, command: Command) -> Outcome:
         """``/banana``: the reply is the private acknowledgement. The job exists before this returns."""
@@ -273,7 +272,6 @@ class Intake:
             channel_id=turn.channel_id,
             now=now,
             prices=self.prices,
-            by_channel=self._by_channel,
         )
         return self._refusal(used, request, turn, now=now, images=images)
 
@@ -294,7 +292,6 @@ class Intake:
             parts=store.user_parts(request.prompt, turn.files, markup=turn.markup),
             slack_ts=turn.slack_ts,
             usage=usage,
-            by_channel=self._by_channel,
         )
         used = ledger.tally(rows, self.prices)
         return job_id, ahead, self._refusal(used, request, turn, now=now)

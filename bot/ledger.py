@@ -7,7 +7,6 @@ brought no answer are recorded on their own, as they happen.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from sqlalchemy import (
     CompoundSelect,
     String,
     bindparam,
-    false,
     func,
     insert,
     literal,
@@ -31,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.answer import Billed, CallOutcome
 from bot.limits import PERIODS, Period, Scope, Tally, period_start
-from bot.models import Charge, Conversation, Job, utcnow
+from bot.models import Charge, Job, utcnow
 from bot.prices import PriceTable, Usage
 
 
@@ -98,10 +96,12 @@ def charge(session: Session, row: Mapping[str, Any]) -> None:
     session.connection().execute(_NEW_CHARGE, dict(row))
 
 
-# The one statement ``used`` reads, built once per shape (building it cost more than running it): the ledger's
-# rows of the month summed by (this person, this channel, today), and beside them the requests still
-# without an answer counted by (this person, this channel, model, size). One round trip, not two: it runs
-# on every ack (on PostgreSQL a /banana's runs inside the statement that queues it: ``store.start_at_once``).
+# The one statement ``used`` reads, built once (building it cost more than running it): the ledger's rows of
+# the month summed by (this person, this channel, today), and beside them the requests still without an
+# answer counted by (this person, this channel, model, size). One round trip, not two: it runs on every ack
+# (on PostgreSQL a /banana's runs inside the statement that queues it: ``store.start_at_once``). With a
+# thousand requests queued, joining each to its conversation for the channel took most of its time
+# (PostgreSQL: 1.1 ms, against 0.4 ms with the job's own ``channel_id``).
 _USER, _CHANNEL = bindparam("user_id", type_=String), bindparam("channel_id", type_=String)
 _MINE, _HERE, _TODAY = Charge.user_id == _USER, Charge.channel_id == _CHANNEL, Charge.at >= bindparam("day")
 _CHARGED = (
@@ -120,50 +120,33 @@ _CHARGED = (
 )
 
 
-@functools.cache
-def usage_statement(*, by_channel: bool = True) -> CompoundSelect[Any]:
-    """``used``'s statement. ``by_channel=False`` when no limit is per channel: the requests without an
-    answer are then not joined to their conversations for the channel (their ``here`` is false), which
-    took most of its time with a thousand requests queued (PostgreSQL: 1.1 ms, against 0.4 ms without)."""
-    asker = Job.requested_by == _USER
-    place = Conversation.channel_id == _CHANNEL if by_channel else false()
-    pending = (
-        select(
-            literal(True), asker, place, literal(True), func.count(), literal(0), Job.model_id, Job.image_size
-        )
-        .where(
-            Job.team_id == bindparam("team_id"),
-            or_(Job.state == "queued", Job.state == "running"),  # not IN: that is rendered anew on each run
-            Job.result_turn_id.is_(None),
-        )
-        .group_by(asker, Job.model_id, Job.image_size)
+_ASKER, _PLACE = Job.requested_by == _USER, Job.channel_id == _CHANNEL  # the job's own copy: no join
+_PENDING = (
+    select(
+        literal(True), _ASKER, _PLACE, literal(True), func.count(), literal(0), Job.model_id, Job.image_size
     )
-    if by_channel:
-        pending = pending.join(Conversation, Conversation.id == Job.conversation_id).group_by(place)
-    return union_all(_CHARGED, pending)
+    .where(
+        Job.team_id == bindparam("team_id"),
+        or_(Job.state == "queued", Job.state == "running"),  # not IN: that is rendered anew on each run
+        Job.result_turn_id.is_(None),
+    )
+    .group_by(_ASKER, _PLACE, Job.model_id, Job.image_size)
+)
+USED: CompoundSelect[Any] = union_all(_CHARGED, _PENDING)
 
 
 def used(
-    session: Session,
-    *,
-    team_id: str,
-    user_id: str,
-    channel_id: str,
-    now: datetime,
-    prices: PriceTable,
-    by_channel: bool = True,
+    session: Session, *, team_id: str, user_id: str, channel_id: str, now: datetime, prices: PriceTable
 ) -> dict[tuple[Scope, Period], Tally]:
     """What this person, this channel and this workspace have used today and this month: the ledger's
     rows, plus the estimate of every request queued or running that has no answer yet (it will be
-    charged; two requests sent together must not both fit under the last image of a limit). Without
-    ``by_channel``, the channel's share of those requests is not counted (``usage_statement``)."""
+    charged; two requests sent together must not both fit under the last image of a limit)."""
     values = usage_values(team_id=team_id, user_id=user_id, channel_id=channel_id, now=now)
-    statement = usage_statement(by_channel=by_channel)
-    return tally(session.connection().execute(statement, values).all(), prices)  # grouped: a few rows
+    return tally(session.connection().execute(USED, values).all(), prices)  # grouped: a few rows
 
 
 def usage_values(*, team_id: str, user_id: str, channel_id: str, now: datetime) -> dict[str, Any]:
-    """The parameters of ``usage_statement``."""
+    """The parameters of ``USED``."""
     return {
         "team_id": team_id,
         "user_id": user_id,
@@ -174,7 +157,7 @@ def usage_values(*, team_id: str, user_id: str, channel_id: str, now: datetime) 
 
 
 def tally(rows: Iterable[Sequence[Any]], prices: PriceTable) -> dict[tuple[Scope, Period], Tally]:
-    """``usage_statement``'s rows summed by scope and period (pure). A row of nothing but NULLs (the
+    """``USED``'s rows summed by scope and period (pure). A row of nothing but NULLs (the
     statement that also queues a job returns one when nothing is used yet) counts for nothing."""
     tallies: dict[tuple[Scope, Period], Tally] = defaultdict(Tally)
     for pending, is_mine, is_here, is_today, images, micros, model_id, image_size in rows:

@@ -130,6 +130,9 @@ class Job(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     turn_id: Mapped[int] = mapped_column(ForeignKey("turn.id", ondelete="CASCADE"))
     requested_by: Mapped[str] = mapped_column(String(32))
+    # Its conversation's, copied when it is queued: the limit check sums queued requests by channel without
+    # a join (``ledger.USED``). Jobs from before 0013 got theirs from their conversations.
+    channel_id: Mapped[str | None] = mapped_column(String(32))
     # The model and options this job was asked with, fixed when it is queued: a later reply that changes
     # them must not change a job that is still waiting.
     model_id: Mapped[str] = mapped_column(String(128))

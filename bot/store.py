@@ -112,10 +112,14 @@ def find_conversation(
 # Through the ORM's unit of work, the three flushes took half an acknowledgement's CPU (measured).
 _NEW_CONVERSATION = insert(Conversation).returning(Conversation.id)
 _NEW_TURN = insert(Turn).returning(Turn.id)
-_NEW_JOB = insert(Job).returning(Job.id)
+# A job carries its conversation's channel (for the limit sums), copied as it is queued.
+_CHANNEL_OF = select(Conversation.channel_id).where(Conversation.id == bindparam("of_conversation"))
+_NEW_JOB = insert(Job).values(channel_id=_CHANNEL_OF.scalar_subquery()).returning(Job.id)
 # PostgreSQL: the database's clock, and a notification for every listening worker (``bot.wakeup``).
 _NEW_JOB_ON_SERVER_CLOCK = (
-    insert(Job).values(not_before=queue.server_now()).returning(Job.id, wakeup.notified())
+    insert(Job)
+    .values(channel_id=_CHANNEL_OF.scalar_subquery(), not_before=queue.server_now())
+    .returning(Job.id, wakeup.notified())
 )
 
 
@@ -213,12 +217,11 @@ def text_parts(markup: str, *, user_name: mrkdwn.UserName = lambda _user_id: Non
     return [{"text": text}] if text.strip() else []
 
 
-@functools.cache
-def _first_turn_at_once(*, usage: bool = False, by_channel: bool = True) -> Select[Any]:
+def _first_turn_at_once(*, with_usage: bool = False) -> Select[Any]:
     """PostgreSQL: a new conversation, its first turn and that turn's job in one statement (data-modifying
-    CTEs), with the job's id and how many jobs wait ahead of it. Built once per shape. ``usage``: beside
-    them, one row per row of ``ledger.usage_statement(by_channel=…)`` (or one of NULLs): what was used
-    before this request, read in the statement's snapshot, which can't see the job it queues."""
+    CTEs), with the job's id and how many jobs wait ahead of it. ``with_usage``: beside them, one row per
+    row of ``ledger.USED`` (or one of NULLs): what was used before this request, read in the statement's
+    snapshot, which can't see the job it queues."""
     new = bindparam
     conversation = (
         insert(Conversation)
@@ -259,6 +262,7 @@ def _first_turn_at_once(*, usage: bool = False, by_channel: bool = True) -> Sele
         "conversation_id": turn.c.conversation_id,
         "turn_id": turn.c.id,
         "requested_by": new("user_id"),
+        "channel_id": new("channel_id"),
         "model_id": new("model_id"),
         "model_label": new("model_label"),
         "aspect_ratio": new("aspect_ratio"),
@@ -276,11 +280,15 @@ def _first_turn_at_once(*, usage: bool = False, by_channel: bool = True) -> Sele
     )
     ahead = queue.jobs_ahead(team_id=new("team_id"), user_id=new("user_id"), job_id=job.c.id)
     started = select(job.c.id, ahead.scalar_subquery().label("ahead"), wakeup.notified().label("notified"))
-    if not usage:
+    if not with_usage:
         return started
     once = started.cte("started")  # one row, computed once, whatever the sums' row count
-    used = ledger.usage_statement(by_channel=by_channel).subquery("used")
+    used = ledger.USED.subquery("used")
     return select(once.c.id, once.c.ahead, *used.c).select_from(once.outerjoin(used, true()))
+
+
+_FIRST_TURN_AT_ONCE = _first_turn_at_once()
+_FIRST_TURN_AND_USAGE = _first_turn_at_once(with_usage=True)
 
 
 def start_at_once(
@@ -290,7 +298,7 @@ def start_at_once(
     ``queue.position``: the job's id and how many jobs wait ahead of it. With ``db.autocommit`` that is
     one round trip where the four statements and their transaction took six."""
     values = _first_turn_values(new, parts, slack_ts)
-    row = session.connection().execute(_first_turn_at_once(), values).one()
+    row = session.connection().execute(_FIRST_TURN_AT_ONCE, values).one()
     return int(row[0]), int(row[1])
 
 
@@ -301,14 +309,12 @@ def start_at_once_with_usage(
     parts: list[dict[str, Any]],
     slack_ts: str | None,
     usage: Mapping[str, Any],
-    by_channel: bool = True,
 ) -> tuple[int, int, list[tuple[Any, ...]]]:
-    """``start_at_once``, and in the same statement ``ledger.usage_statement`` with ``usage``'s values (its
-    rows, for ``ledger.tally``): what was used before this job. A limit check reads them and then commits
+    """``start_at_once``, and in the same statement ``ledger.USED`` with ``usage``'s values (its rows,
+    for ``ledger.tally``): what was used before this job. A limit check reads them and then commits
     the transaction or rolls the job back. One round trip where the check before the inserts took two."""
     values = {**_first_turn_values(new, parts, slack_ts), **usage}
-    statement = _first_turn_at_once(usage=True, by_channel=by_channel)
-    rows = session.connection().execute(statement, values).all()
+    rows = session.connection().execute(_FIRST_TURN_AND_USAGE, values).all()
     return int(rows[0][0]), int(rows[0][1]), [tuple(row[2:]) for row in rows]
 
 
@@ -364,6 +370,7 @@ def enqueue(
         "model_label": request.model.label,
         "aspect_ratio": request.aspect_ratio,
         "image_size": request.image_size,
+        "of_conversation": conversation_id,
         **made_by,
     }
     # By the database's clock, like every lease and delay (on SQLite, this host's: a value).

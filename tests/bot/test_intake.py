@@ -212,16 +212,16 @@ def test_a_refused_command_leaves_nothing_behind(sessions: sessionmaker[Session]
     assert counts == [1, 1, 1]
 
 
-def test_without_a_channel_limit_queued_requests_still_count_for_their_person_and_workspace(
+def test_queued_requests_count_for_their_person_channel_and_workspace(
     sessions: sessionmaker[Session],
 ) -> None:
-    """No limit per channel: the sums skip the channel's share (``ledger.usage_statement``), and the
-    estimates of requests still queued count for the workspace and the person as before."""
+    """The estimates of requests still queued count where they were asked: the channel's share is read from
+    the job's own ``channel_id``, copied from its conversation as it is queued."""
     intake = Intake(
         sessions=sessions,
         catalog=Catalog(),
         default_model="nano-banana-2.1",
-        limits=parse_limits("workspace/month=$0.10,user/day=2"),
+        limits=parse_limits("workspace/month=$0.10,channel/month=$0.05,user/day=2"),
     )
 
     def command(user: str, channel: str) -> Outcome:
@@ -229,26 +229,22 @@ def test_without_a_channel_limit_queued_requests_still_count_for_their_person_an
             Command(team_id="T1", channel_id=channel, user_id=user, text="a kite", response_url=None)
         )
 
-    assert command("UALICE", "C1").job_id is not None  # $0.0493 queued
-    assert command("UBOB", "C2").job_id is not None  # $0.0986 queued
-    refused = command("UCAROL", "C3")
-    assert refused.job_id is None and "`workspace/month=$0.1`" in str(refused.reply)
-    now = utcnow()
+    assert command("UALICE", "C1").job_id is not None  # $0.0493 queued in C1
+    over_channel = command("UBOB", "C1")
+    assert over_channel.job_id is None and "`channel/month=$0.05`" in str(over_channel.reply)
+    assert command("UBOB", "C2").job_id is not None  # $0.0986 queued in the workspace
+    over_workspace = command("UCAROL", "C3")
+    assert over_workspace.job_id is None and "`workspace/month=$0.1`" in str(over_workspace.reply)
     with sessions() as session:
-        values = {
-            "team_id": "T1",
-            "user_id": "UALICE",
-            "channel_id": "C1",
-            "now": now,
-            "prices": load_prices(),
-        }
-        everything = ledger.used(session, **values)
-        unsplit = ledger.used(session, **values, by_channel=False)
-    assert {key: tally for key, tally in everything.items() if key[0] != "channel"} == {
-        key: tally for key, tally in unsplit.items() if key[0] != "channel"
-    }
-    assert everything["user", "day"].images == 1 and everything["workspace", "month"].images == 2
-    assert everything["channel", "month"].images == 1 and ("channel", "month") not in unsplit
+        used = ledger.used(
+            session, team_id="T1", user_id="UALICE", channel_id="C1", now=utcnow(), prices=load_prices()
+        )
+        assert sorted(session.scalars(select(Job.channel_id))) == ["C1", "C2"]
+    assert [used[key].images for key in (("user", "day"), ("channel", "month"), ("workspace", "month"))] == [
+        1,
+        1,
+        2,
+    ]
 
 
 def test_a_persons_requests_are_checked_one_at_a_time_so_two_at_once_cant_both_fit(

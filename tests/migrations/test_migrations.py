@@ -120,3 +120,39 @@ def test_results_from_before_0009_get_their_parent_and_number(engine: Engine) ->
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT kind, parent_job_id, result_number FROM job ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("turn", None, 1), ("turn", None, None), ("turn", 1, 2)]
+
+
+def test_jobs_from_before_0013_get_their_conversations_channel(engine: Engine) -> None:
+    cfg = alembic_config(engine)
+    command.downgrade(cfg, "0012")
+    with engine.begin() as conn:
+        for channel in ("C1", "C2"):
+            conn.execute(
+                text(
+                    "INSERT INTO conversation (team_id, channel_id, origin, started_by, model_id, model_label, "
+                    "created_at) VALUES ('T', :channel, 'command', 'U', 'm', 'm', CURRENT_TIMESTAMP)"
+                ),
+                {"channel": channel},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO turn (conversation_id, team_id, seq, role, parts, created_at) "
+                    "SELECT id, 'T', 0, 'user', '[]', CURRENT_TIMESTAMP FROM conversation WHERE channel_id = :channel"
+                ),
+                {"channel": channel},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO job (team_id, conversation_id, turn_id, requested_by, model_id, model_label, state, "
+                "attempts, not_before, created_at) SELECT 'T', conversation_id, id, 'U', 'm', 'm', 'queued', 0, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM turn ORDER BY id DESC"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT conversation.channel_id, job.channel_id FROM job JOIN conversation ON conversation.id = job.conversation_id"
+            )
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [("C1", "C1"), ("C2", "C2")]
