@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     # from it too.
     dotenv = Path.cwd() / ".env"
     load_dotenv(dotenv, override=False)
-    configure_logging()
+    configure_logging(process="worker" if for_serve is not None else None)  # its lines share serve's stream
     where = f"in the environment or in {dotenv}" + ("" if dotenv.exists() else ", not found")
 
     if command == "sandbox":

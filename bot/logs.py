@@ -2,7 +2,9 @@
 (one object a line, for a log pipeline), secrets and image bytes redacted in both.
 
 A job's lines carry its id, workspace and conversation (``job_context``): as fields in JSON, so an
-operator can follow one job, or one workspace, through the workers' lines.
+operator can follow one job, or one workspace, through the workers' lines. The lines of a ``serve``'s
+worker process, which share its stream, say so: ``[worker]`` before the logger's name, ``"process":
+"worker"`` in JSON.
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ class _ContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time (UTC), level, logger, message, the job's fields, the traceback."""
+    """One JSON object a line: time (UTC), level, logger, message, the process (if a ``serve``'s worker
+    process), the job's fields, the traceback."""
+
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self._process = {"process": process} if process else {}
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -66,6 +73,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **self._process,
             **getattr(record, "banana", {}),
         }
         if record.exc_text or record.exc_info:
@@ -73,8 +81,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(level_name: str | None = None, format_name: str | None = None) -> None:
-    """Log to stderr at ``LOG_LEVEL`` in ``LOG_FORMAT``, with secrets and image bytes redacted."""
+def configure_logging(
+    level_name: str | None = None, format_name: str | None = None, *, process: str | None = None
+) -> None:
+    """Log to stderr at ``LOG_LEVEL`` in ``LOG_FORMAT``, with secrets and image bytes redacted. ``process``:
+    the name every line carries (a ``serve``'s worker process: "worker")."""
     name = (level_name if level_name is not None else os.environ.get("LOG_LEVEL", "")).strip().upper()
     level = logging.getLevelNamesMapping().get(name or "INFO")
     shape = (format_name if format_name is not None else os.environ.get("LOG_FORMAT", "")).strip().lower()
@@ -84,7 +95,8 @@ def configure_logging(level_name: str | None = None, format_name: str | None = N
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
             handler.addFilter(_ContextFilter())
-        handler.setFormatter(JsonFormatter() if shape == "json" else logging.Formatter(TEXT_FORMAT))
+        text = TEXT_FORMAT.replace("%(name)s", f"[{process}] %(name)s") if process else TEXT_FORMAT
+        handler.setFormatter(JsonFormatter(process) if shape == "json" else logging.Formatter(text))
     for library in LIBRARY_LOGGERS:
         logging.getLogger(library).setLevel(max(logging.WARNING, level or logging.INFO))
     if level is None:

@@ -5,6 +5,7 @@ SQLite the workers stay in the ``serve`` process (``app.serve`` says why)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -56,6 +57,20 @@ def test_serve_runs_its_workers_in_a_child_and_reports_them_as_its_own(stack: St
     assert samples["banana_worker_process_resident_memory_bytes"] > 0
     assert samples["banana_process_resident_memory_bytes"] > 0
     assert "workers run in process" in stack.app.logs()
+
+
+def test_the_worker_processs_log_lines_say_so(pg_stack: Stack) -> None:
+    """Both processes write to ``serve``'s stream; the child's lines are marked, in JSON as in text."""
+    pg_stack.start_app(LOG_FORMAT="json")
+    pg_stack.slack.send_command("a paper boat")
+    pg_stack.uploads(1)
+    pg_stack.settled()
+    [job] = pg_stack.jobs()
+    lines = [json.loads(line) for line in pg_stack.logs().splitlines() if line.strip()]
+    [done] = [line for line in lines if line["message"] == f"job {job.id} done"]
+    assert done["process"] == "worker" and done["job_id"] == job.id
+    [spawned] = [line for line in lines if line["message"].startswith("workers run in process")]
+    assert "process" not in spawned  # serve's own lines are not marked
 
 
 def test_a_worker_process_that_dies_is_started_again_and_healthz_is_red_meanwhile(stack: Stack) -> None:
