@@ -278,9 +278,10 @@ class Intake:
     def _start_within_limits(
         self, session: Session, request: Request, turn: NewTurn
     ) -> tuple[int, int, str | None]:
-        """PostgreSQL, with limits: ``_over_limit`` and ``_start_at_once`` in two round trips, not five. Under
-        this person's lock (taken with the transaction's BEGIN), the job is queued in the statement that
-        sums what was used before it; the caller commits it, or rolls it back if the refusal isn't None."""
+        """PostgreSQL, with limits: ``_over_limit`` and ``_start_at_once`` in two round trips (three with the
+        COMMIT, where they took five). Under this person's lock (taken with the transaction's BEGIN), the
+        job is queued in the statement that sums what was used before it; the caller commits it, or rolls
+        it back if the refusal isn't None."""
         lock_requester(session, turn.team_id, turn.user_id)
         now = utcnow()
         usage = ledger.usage_values(
