@@ -203,11 +203,12 @@ def advisory_lock(session: Session, key: str) -> None:
     assert isinstance(driver, psycopg.Connection)
     # Sent in a pipeline, with the BEGIN that psycopg puts before a transaction's first statement: one round
     # trip, not two (on every claim and every limit check), and without SQLAlchemy's work for a result.
-    with driver.pipeline() if psycopg.Pipeline.is_supported() else nullcontext(), driver.cursor() as cursor:
+    with driver.pipeline() if _PIPELINES else nullcontext(), driver.cursor() as cursor:
         cursor.execute(_ADVISORY_LOCK, (key,))
 
 
 _ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+_PIPELINES = psycopg.Pipeline.is_supported()  # libpq 14 or newer (psycopg[binary] brings one)
 
 
 def lock_requester(session: Session, team_id: str, user_id: str) -> None:

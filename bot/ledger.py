@@ -13,18 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import (
-    CompoundSelect,
-    String,
-    bindparam,
-    func,
-    insert,
-    literal,
-    null,
-    or_,
-    select,
-    union_all,
-)
+from sqlalchemy import CompoundSelect, String, bindparam, func, insert, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from bot.answer import Billed, CallOutcome
@@ -118,8 +107,6 @@ _CHARGED = (
     .where(Charge.team_id == bindparam("team_id"), Charge.at >= bindparam("month"))
     .group_by(_MINE, _HERE, _TODAY)
 )
-
-
 _ASKER, _PLACE = Job.requested_by == _USER, Job.channel_id == _CHANNEL  # the job's own copy: no join
 _PENDING = (
     select(

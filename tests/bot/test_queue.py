@@ -10,10 +10,12 @@ from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import queue, store, wakeup
-from bot.db import reading
+from bot.db import advisory_lock, reading
 from bot.models import Job, utcnow
 from bot.options import parse_request
 from tests.bot.helpers import CATALOG, add_job, new_conversation
+from tests.bot.test_db import wait_until
+from tests.bot.test_intake import waiting_advisory_locks
 
 
 def claim(sessions: sessionmaker[Session], owner: str = "w1", lease: float = 60) -> queue.Lease | None:
@@ -213,6 +215,23 @@ def test_delayed_job_waits_for_not_before(sessions: sessionmaker[Session]) -> No
     with sessions() as session:
         queue.release(session, lease, delay_seconds=300)
     assert claim(sessions) is None
+
+
+def test_on_postgresql_claims_take_turns(engine: Engine, sessions: sessionmaker[Session]) -> None:
+    """While one claim holds the claims' lock (sent to psycopg with the transaction's BEGIN), the next
+    waits for it, then takes the job."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the write lock taken at BEGIN IMMEDIATE already serialises the claims")
+    with sessions.begin() as session:
+        job_id = add_job(session, new_conversation(session)).id
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with sessions.begin() as first:
+            advisory_lock(first, "banana-claims")
+            second = pool.submit(claim, sessions)
+            wait_until(lambda: waiting_advisory_locks(engine) == 1)
+            assert not second.done()
+        lease = second.result(timeout=10)
+    assert lease is not None and lease.job_id == job_id
 
 
 def test_a_claim_takes_its_job_in_one_statement(engine: Engine, sessions: sessionmaker[Session]) -> None:
