@@ -84,9 +84,11 @@ class Runtime:
     installations: EncryptedInstallationStore | None  # OAuth mode
 
 
-def build_runtime(settings: Settings, *, workers: int) -> Runtime:
+def build_runtime(
+    settings: Settings, *, workers: int, on_enqueued: Callable[[], None] | None = None
+) -> Runtime:
     """``workers``: the threads of this process's pool (0: none, as in a ``serve`` whose workers run in
-    its worker process)."""
+    its worker process). ``on_enqueued``: called for each job queued here (default: wake this pool)."""
     # A connection for every thread that may want one at once (workers, request threads, the heartbeat
     # and after-ack calls): none waits for another's transaction to hand its connection back.
     engine = open_database(settings.database_url, pool_size=workers + SERVER_SETTINGS["threads"] + 4)
@@ -149,7 +151,7 @@ def build_runtime(settings: Settings, *, workers: int) -> Runtime:
         sessions=listeners,
         catalog=catalog,
         default_model=settings.default_model,
-        on_enqueued=pool.wake,
+        on_enqueued=on_enqueued or pool.wake,
         limits=settings.limits,
         prices=settings.prices,
         admins=settings.admins,
@@ -284,12 +286,10 @@ def serve(settings: Settings) -> None:
     """Everything that can fail at start (the database, Slack's answer to the token, the port) is tried
     before the workers start, so a process that can't serve stops at once with one line.
 
-    On PostgreSQL the workers run in a process of their own (``bot.worker_process``), which imports
-    meanwhile. On SQLite they stay in this one: its writers take turns on a lock of this process, the
-    ack's write first (``db.WriteTurns``), which doesn't reach across processes; there, SQLite's busy
-    loop made acks under load slower than sharing the GIL did (``bench/``, "acks under load")."""
-    on_postgresql = make_url(normalise_url(settings.database_url)).get_backend_name() == "postgresql"
-    child = WorkerProcess() if settings.workers and on_postgresql else None
+    The workers run in a process of their own (``bot.worker_process``), which imports meanwhile: the
+    listeners that ack Slack don't take turns for the GIL with them. On SQLite the two processes' writers
+    take turns on lock files beside the database, the acks' writes first (``db.ProcessTurns``)."""
+    child = WorkerProcess() if settings.workers else None
     if child is None:
         _serve(settings, None)
         return
@@ -301,8 +301,11 @@ def serve(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, child: WorkerProcess | None) -> None:
-    # The worker process hears of a job queued here as any worker process does: PostgreSQL's NOTIFY.
-    runtime = build_runtime(settings, workers=0 if child else settings.workers)
+    # The worker process hears of a job queued here as any worker process does on PostgreSQL (NOTIFY); on
+    # SQLite, which has no notifications, from this process (``WorkerProcess.wake``).
+    on_postgresql = make_url(normalise_url(settings.database_url)).get_backend_name() == "postgresql"
+    wake = child.wake if child is not None and not on_postgresql else None
+    runtime = build_runtime(settings, workers=0 if child else settings.workers, on_enqueued=wake)
     if child is not None:
         metrics.include_child(child.metrics, lambda: child.pid)
     health = _health(runtime, child)
@@ -454,7 +457,9 @@ def work(settings: Settings, *, for_serve: str | None = None) -> None:
         ops = _serving_ops(settings, _health(runtime))
     else:
         stop = _stop_on_signal(signal.SIGTERM)  # Ctrl-C reaches the serve too, which passes SIGTERM on
-        stop_with_parent(stop)
+        stop_with_parent(stop, wake=runtime.pool.wake)
+        if runtime.engine.dialect.name != "postgresql":  # it has NOTIFY for every process's jobs
+            runtime.pool.told_by_serve()
         ops = _serving_aside(_listen_unix(ops_app(healthy=_health(runtime)), for_serve), None)
     with ops:
         runtime.pool.start()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -23,6 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import StartupError
 from bot.models import HealthCheck, utcnow
 from bot.redaction import shown_url
+
+if sys.platform != "win32":
+    import fcntl
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +225,7 @@ def lock_requester(session: Session, team_id: str, user_id: str) -> None:
 
 
 class WriteTurns:
-    """Whose turn it is to write to a SQLite database, within this process: listeners first, workers not
-    starved.
+    """Whose turn it is to write to a SQLite database: listeners first, workers not starved.
 
     Writers queue here before ``BEGIN IMMEDIATE``. SQLite's own wait (the busy timeout) is a
     sleep-and-retry loop whose sleeps grow to 100 ms, so with dozens of workers wanting the lock a
@@ -229,11 +233,14 @@ class WriteTurns:
     the moment the last one ends, and a listener's write (``urgent``, the ack path) goes before every
     worker's that is waiting, except that after ``LISTENER_RUN`` listener writes in a row a waiting worker
     goes next: a burst of requests would otherwise hold every claim and every stored answer until it ended
-    (a second and more in the benchmark's makespan)."""
+    (a second and more in the benchmark's makespan).
+
+    Within the process the turns are a condition variable; ``path`` (the database file) adds
+    ``ProcessTurns``, the same turns across the processes that write to it."""
 
     LISTENER_RUN = 4
 
-    def __init__(self, *, timeout: float = 30.0) -> None:
+    def __init__(self, *, timeout: float = 30.0, path: str | None = None) -> None:
         lock = threading.Lock()
         self._urgent = threading.Condition(lock)
         self._others = threading.Condition(lock)
@@ -241,6 +248,7 @@ class WriteTurns:
         self._run = 0  # listener writes in a row
         self._timeout = timeout
         self.waiting = {True: 0, False: 0}  # urgent → how many wait (for tests and curious operators)
+        self.across = ProcessTurns(path) if path is not None and _FLOCK else None
 
     def acquire(self, *, urgent: bool) -> None:
         deadline = time.monotonic() + self._timeout
@@ -262,6 +270,12 @@ class WriteTurns:
                 self.waiting[urgent] -= 1
             self._busy = True
             self._run = self._run + 1 if urgent else 0
+        if self.across is not None:
+            try:
+                self.across.enter(urgent=urgent)
+            except BaseException:
+                self._release()
+                raise
 
     def _workers_due(self) -> bool:
         """A worker writes next: one waits, and no listener does or the listeners have had their run."""
@@ -273,9 +287,82 @@ class WriteTurns:
         return self._busy
 
     def release(self) -> None:
+        if self.across is not None:
+            with self._urgent:
+                self.across.leave(listeners_waiting=bool(self.waiting[True]))
+        self._release()
+
+    def _release(self) -> None:
         with self._urgent:
             self._busy = False
             (self._others if self._workers_due() else self._urgent).notify()
+
+
+_FLOCK = sys.platform != "win32"  # elsewhere each process's turns are its own, as before
+
+
+class ProcessTurns:
+    """The writers' turns across the processes that write to one SQLite file (a ``serve`` and its worker
+    process), on two lock files beside it (``flock(2)``): the next process's writer starts the moment the
+    last one's COMMIT has ended, where SQLite's busy loop let it sleep up to 100 ms, and a process's
+    listeners go before other processes' workers.
+
+    Each process sends one writer at a time (``WriteTurns``) for ``<database>-turn``, always through
+    ``<database>-gate`` first, so no writer holds the turn while it waits for the gate. A process whose
+    listeners write (the acks) keeps the gate from its first listener's write until none of its listeners
+    waits, or ``WriteTurns.LISTENER_RUN`` of them wrote in a row; a worker holds it only until it has the
+    turn. So a burst of acks waits for at most the one write of another process under way, and the
+    workers write again after a few acks. The kernel lets the locks go with a process that dies; one that
+    is stopped (SIGSTOP, a debugger) inside a write holds the others up until it goes on, as it holds
+    SQLite's own lock."""
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._fds: tuple[int, int] | None = None  # opened by the first writer, after SQLite opened the file
+        self._gate_held = False  # by this process's listeners
+        self._run = 0  # listener writes since they took the gate
+        self.waiting = False  # this process's writer waits for another process's (for tests and operators)
+
+    def enter(self, *, urgent: bool) -> None:
+        """Wait for this process's writer's turn (called by the one writer ``WriteTurns`` let in)."""
+        turn, gate = self._files()
+        self.waiting = True
+        try:
+            if not self._gate_held:
+                fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(turn, fcntl.LOCK_EX)
+        finally:
+            self.waiting = False
+        if urgent:
+            self._gate_held = True
+            self._run += 1
+        elif not self._gate_held:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+
+    def leave(self, *, listeners_waiting: bool) -> None:
+        turn, gate = self._files()
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        if self._gate_held and (not listeners_waiting or self._run >= WriteTurns.LISTENER_RUN):
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            self._gate_held = False
+            self._run = 0
+
+    def _files(self) -> tuple[int, int]:
+        """The two lock files' descriptors, opened (and created) on first use: a database SQLite can't open
+        fails with SQLite's error, and its hint, not with one about these."""
+        if self._fds is None:
+            turn, gate = (
+                os.open(f"{self._database}-{name}", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                for name in ("turn", "gate")
+            )
+            self._fds = turn, gate
+            weakref.finalize(self, _close, turn, gate)
+        return self._fds
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 _TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
@@ -294,16 +381,18 @@ def listener_sessions(engine: Engine) -> sessionmaker[Session]:
 def _tune_sqlite(engine: Engine) -> None:
     """WAL lets readers run beside the writer. A writing transaction begins with BEGIN IMMEDIATE, taking the
     write lock up front, so two threads never deadlock upgrading a read lock; a reading one (``reading``)
-    begins deferred and takes no lock at all. Writers of this process take turns (``WriteTurns``). No
-    commit copies the log back into the database file (``Checkpoints`` does, in a thread of its own)."""
-    turns = _TURNS.setdefault(engine, WriteTurns())
+    begins deferred and takes no lock at all. Writers take turns (``WriteTurns``), within the process and
+    with the other processes writing to the file. No commit copies the log back into the database file
+    (``Checkpoints`` does, in a thread of its own)."""
+    on_file = engine.url.database not in (None, "", ":memory:")
+    turns = _TURNS.setdefault(engine, WriteTurns(path=engine.url.database if on_file else None))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.turns = turns
         cursor = dbapi_connection.cursor()
-        if engine.url.database not in (None, "", ":memory:"):
+        if on_file:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")

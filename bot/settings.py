@@ -162,7 +162,7 @@ VARIABLES: dict[str, tuple[tuple[Role, ...], str]] = {
     ),
     "BANANA_POLL_SECONDS": (
         ("serve", "worker"),
-        "PostgreSQL with LISTEN: how often idle workers look anyway (1)",
+        "PostgreSQL with LISTEN, a serve's workers on SQLite: how often idle workers look anyway (1)",
     ),
     "METRICS_PORT": (("serve", "worker"), "worker and Socket Mode: serve GET /metrics and /healthz here"),
     "LOG_LEVEL": (("serve", "worker"), "DEBUG, INFO, WARNING or ERROR (default INFO)"),

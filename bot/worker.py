@@ -44,7 +44,7 @@ class WorkerPool:
         take to store its answer (the Gemini timeout): a deploy never buys the same image twice.
         ``per_user``: running jobs a person may have (``BANANA_USER_CONCURRENCY``). ``poll_seconds``: how
         often an idle pool looks for jobs nobody told it of; ``notified_poll_seconds``, the same while
-        PostgreSQL's notifications do tell it (``listen``)."""
+        PostgreSQL's notifications do tell it (``listen``) or its ``serve`` does (``told_by_serve``)."""
         self._sessions = sessions
         runner.on_unblocked = self.wake  # the next job of a conversation may run now
         runner.hand_off = self._hand_off  # a delivery goes on beside the pool's threads
@@ -80,6 +80,12 @@ class WorkerPool:
 
     def _listen_up(self, up: bool) -> None:
         self._listening = up
+
+    def told_by_serve(self) -> None:
+        """A ``serve``'s worker process on SQLite: the jobs its ``serve`` queues wake this pool
+        (``bot.worker_process``), so it polls only every ``notified_poll_seconds``, for retries whose delay
+        came due and jobs of other processes."""
+        self._listening = True
 
     def start(self) -> None:
         if self._threads and self._listener is not None:

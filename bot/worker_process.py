@@ -9,7 +9,8 @@ Between the two processes:
 - The child's stdin is a pipe from the parent. Its one byte, ``START``, comes once the parent has passed
   its own start checks (the child imports meanwhile), so a ``serve`` that can't start prints its one line
   and nothing of the child's. End of file, the parent gone, stops the child gracefully. Jobs queued by
-  the parent wake the child's workers as they wake any worker process's: PostgreSQL's ``NOTIFY``.
+  the parent wake the child's workers as they wake any worker process's on PostgreSQL (``NOTIFY``); on
+  SQLite, which has no notifications, by one byte each, ``WAKE``, on the same pipe.
 - On Linux a parent killed outright (``kill -9``, the OOM killer) takes the child with it
   (``PR_SET_PDEATHSIG``): a crash of the unit, which the job leases recover from.
 - The child serves ``/healthz`` and ``/metrics`` on a unix socket only the parent reads: the parent's
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -40,6 +42,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 START = b"s"
+WAKE = b"w"
 APP = Path(__file__).resolve().parents[1] / "app.py"
 PR_SET_PDEATHSIG = 1  # prctl(2)
 FIRST_DELAY, LAST_DELAY = 1.0, 60.0  # seconds before a child that exited is started again
@@ -59,6 +62,7 @@ class WorkerProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._going = False  # ``START`` sent
+        self._pipe = threading.Lock()  # ``wake`` (request threads) against the main thread's changes
 
     @property
     def pid(self) -> int | None:
@@ -69,15 +73,29 @@ class WorkerProcess:
         ``PR_SET_PDEATHSIG`` fires when the thread that started it ends, not the process."""
         parent = str(os.getpid())
         command = [sys.executable, str(APP), "worker", "--for-serve", str(self.socket), "--parent", parent]
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE)  # noqa: S603 - our own app
+        process = subprocess.Popen(command, stdin=subprocess.PIPE)  # noqa: S603 - our own app
+        assert process.stdin is not None
+        os.set_blocking(process.stdin.fileno(), False)  # a child that doesn't read never stalls a ``wake``
+        with self._pipe:
+            self._process, self._going = process, False
         self._started = time.monotonic()
 
     def go(self) -> None:
         assert self._process is not None and self._process.stdin is not None
-        with contextlib.suppress(OSError):  # it died already: ``supervise`` starts it again
-            os.write(self._process.stdin.fileno(), START)
-        self._going = True
+        with self._pipe:
+            with contextlib.suppress(OSError):  # it died already: ``supervise`` starts it again
+                os.write(self._process.stdin.fileno(), START)
+            self._going = True
         log.info("workers run in process %s", self.pid)
+
+    def wake(self) -> None:
+        """A job was queued in the parent: one of the child's idle workers claims it now (SQLite; on
+        PostgreSQL ``NOTIFY`` does it). Never waits: with the pipe full, the wakes in it are plenty."""
+        with self._pipe:
+            stdin = self._process.stdin if self._process is not None and self._going else None
+            if stdin is not None and not stdin.closed:
+                with contextlib.suppress(OSError):  # full, or the child is gone (``supervise``)
+                    os.write(stdin.fileno(), WAKE)
 
     def healthy(self) -> bool:
         """The child is running and its own ``/healthz`` is green (its database, its claims)."""
@@ -127,8 +145,9 @@ class WorkerProcess:
 
     def _close(self) -> None:
         """Close the pipe: a child still waiting for ``START`` exits quietly."""
-        if self._process is not None and self._process.stdin is not None:
-            self._process.stdin.close()
+        with self._pipe:
+            if self._process is not None and self._process.stdin is not None:
+                self._process.stdin.close()
 
 
 def restart_delay(last: float, *, lived: float) -> float:
@@ -161,12 +180,14 @@ def wait_for_start(parent: int) -> bool:
     return os.read(sys.stdin.fileno(), 1) == START
 
 
-def stop_with_parent(stop: threading.Event) -> None:
-    """In the child: set ``stop`` when the pipe from the parent ends (the parent is gone)."""
+def stop_with_parent(stop: threading.Event, *, wake: Callable[[], None]) -> None:
+    """In the child: call ``wake`` for each ``WAKE`` from the parent, and set ``stop`` when the pipe ends
+    (the parent is gone)."""
 
     def run() -> None:
-        while os.read(sys.stdin.fileno(), 64):
-            pass
+        while data := os.read(sys.stdin.fileno(), 512):
+            for _ in range(data.count(WAKE)):
+                wake()
         log.info("the serve process is gone, stopping")
         stop.set()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, text, update
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import store
 from bot.db import (
     Checkpoints,
+    ProcessTurns,
     WriteTurns,
     create_db_engine,
     image_engine,
@@ -103,6 +107,18 @@ def test_a_write_that_ends_badly_lets_the_next_writer_in(sessions: sessionmaker[
         assert job is not None and job.attempts == 1
 
 
+def bump(session: Session, job_id: int) -> None:
+    """A write: one more attempt on the job."""
+    session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+
+
+def write(sessions: sessionmaker[Session], job_id: int, order: list[str], name: str) -> None:
+    """A transaction that writes, noting ``name`` in ``order`` while it holds the write turn."""
+    with sessions.begin() as session:
+        bump(session, job_id)
+        order.append(name)
+
+
 def test_on_sqlite_a_listeners_write_goes_before_the_waiting_workers_writes(engine: Engine) -> None:
     turns = write_turns(engine)
     if turns is None:
@@ -110,18 +126,12 @@ def test_on_sqlite_a_listeners_write_goes_before_the_waiting_workers_writes(engi
     workers, listeners = session_factory(engine), listener_sessions(engine)
     job_id = queued_job(workers)
     order: list[str] = []
-
-    def write(sessions: sessionmaker[Session], name: str) -> None:
-        with sessions.begin() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
-            order.append(name)
-
     with ThreadPoolExecutor(max_workers=4) as pool:
         with workers.begin() as holder:  # a worker's write is under way
-            holder.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
-            waiting = [pool.submit(write, workers, "worker 1"), pool.submit(write, workers, "worker 2")]
+            bump(holder, job_id)
+            waiting = [pool.submit(write, workers, job_id, order, f"worker {i}") for i in (1, 2)]
             wait_until(lambda: turns.waiting[False] == 2)
-            waiting.append(pool.submit(write, listeners, "listener"))
+            waiting.append(pool.submit(write, listeners, job_id, order, "listener"))
             wait_until(lambda: turns.waiting[True] == 1)
         for future in waiting:
             future.result(timeout=10)
@@ -157,6 +167,107 @@ def test_on_sqlite_a_waiting_worker_writes_after_a_few_listener_writes_however_m
         for future in futures:
             future.result(timeout=10)
     assert order.index("worker") == WriteTurns.LISTENER_RUN - 1  # after the first listener's run
+
+
+@contextmanager
+def another_process(engine: Engine, *, busy_timeout: int | None = None) -> Iterator[Engine]:
+    """An engine on the same SQLite file, standing for another process: its own connections, its own
+    ``WriteTurns`` and its own descriptors of the lock files (``flock`` locks belong to those, so two of
+    them exclude each other as two processes do). ``busy_timeout``: SQLite's own wait, in milliseconds."""
+    if write_turns(engine) is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    other = create_db_engine(engine.url.render_as_string(hide_password=False))
+    if busy_timeout is not None:
+
+        @event.listens_for(other, "connect")
+        def _no_waiting(dbapi_connection: Any, _record: Any) -> None:  # after the app's own PRAGMAs
+            dbapi_connection.execute(f"PRAGMA busy_timeout={busy_timeout}")
+
+    try:
+        yield other
+    finally:
+        other.dispose()
+
+
+def across(engine: Engine) -> ProcessTurns:
+    turns = write_turns(engine)
+    assert turns is not None and turns.across is not None
+    return turns.across
+
+
+def test_on_sqlite_another_processs_writer_waits_for_the_turn_not_in_sqlites_busy_loop(
+    engine: Engine,
+) -> None:
+    """Its writer starts once this one's COMMIT has ended, never meeting SQLite's lock held: with SQLite's
+    own wait off, a BEGIN IMMEDIATE that met it would fail at once ("database is locked")."""
+    sessions = session_factory(engine)
+    job_id = queued_job(sessions)
+    with another_process(engine, busy_timeout=0) as other, ThreadPoolExecutor(max_workers=1) as pool:
+        with sessions.begin() as holder:
+            bump(holder, job_id)
+            waiting = pool.submit(write, session_factory(other), job_id, [], "other process's writer")
+            wait_until(lambda: across(other).waiting)
+        waiting.result(timeout=10)
+    with reading(sessions) as session:
+        assert session.get_one(Job, job_id).attempts == 2
+
+
+def test_on_sqlite_a_processs_listeners_go_before_another_processs_waiting_worker(engine: Engine) -> None:
+    """The acks' process keeps the gate while its listeners wait: the other process's worker, which came
+    first, writes after them."""
+    turns = write_turns(engine)
+    if turns is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    listeners = listener_sessions(engine)
+    job_id = queued_job(listeners)
+    order: list[str] = []
+    with another_process(engine) as other, ThreadPoolExecutor(max_workers=2) as pool:
+        with listeners.begin() as holder:  # an ack's write is under way
+            bump(holder, job_id)
+            waiting = [pool.submit(write, session_factory(other), job_id, order, "other process's worker")]
+            wait_until(lambda: across(other).waiting)
+            waiting.append(pool.submit(write, listeners, job_id, order, "listener"))
+            wait_until(lambda: turns.waiting[True] == 1)
+        for future in waiting:
+            future.result(timeout=10)
+    assert order == ["listener", "other process's worker"]
+
+
+def test_on_sqlite_a_processs_listeners_let_the_gate_go_after_their_run(engine: Engine) -> None:
+    """However many of its listeners wait, after ``LISTENER_RUN`` of them the gate is free for a moment
+    for another process's worker; and at once when none waits."""
+    if write_turns(engine) is None:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    turns = ProcessTurns(str(engine.url.database))
+    gate = os.open(f"{engine.url.database}-gate", os.O_RDONLY)
+
+    def gate_free() -> bool:
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        return True
+
+    try:
+        free = []
+        for _ in range(WriteTurns.LISTENER_RUN + 1):
+            turns.enter(urgent=True)
+            assert not gate_free()
+            turns.leave(listeners_waiting=True)
+            free.append(gate_free())
+        assert free == [False] * (WriteTurns.LISTENER_RUN - 1) + [True, False]
+        turns.enter(urgent=False)  # one of this process's workers between the listeners: gate kept
+        turns.leave(listeners_waiting=True)
+        assert not gate_free()
+        turns.enter(urgent=True)
+        turns.leave(listeners_waiting=False)
+        assert gate_free()
+        turns.enter(urgent=False)  # a worker alone holds the gate only until it has the turn
+        assert gate_free()
+        turns.leave(listeners_waiting=False)
+    finally:
+        os.close(gate)
 
 
 def test_a_writer_that_waits_too_long_gets_a_database_error(engine: Engine) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS
 from tests.e2e.conftest import Stack, make_stack
 from tests.e2e.test_operations import scrape
 from tests.e2e.test_processes import wait_for_health
@@ -23,10 +22,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def stack(pg_stack: Stack) -> Stack:
-    """A ``serve`` with workers, running on PostgreSQL."""
-    pg_stack.start_app()
-    return pg_stack
+def stack(any_db_stack: Stack) -> Stack:
+    """A ``serve`` with workers, running (on SQLite and on PostgreSQL)."""
+    any_db_stack.start_app()
+    return any_db_stack
 
 
 def gone(pid: int) -> bool:
@@ -59,14 +58,15 @@ def test_serve_runs_its_workers_in_a_child_and_reports_them_as_its_own(stack: St
     assert "workers run in process" in stack.app.logs()
 
 
-def test_the_worker_processs_log_lines_say_so(pg_stack: Stack) -> None:
+def test_the_worker_processs_log_lines_say_so(any_db_stack: Stack) -> None:
     """Both processes write to ``serve``'s stream; the child's lines are marked, in JSON as in text."""
-    pg_stack.start_app(LOG_FORMAT="json")
-    pg_stack.slack.send_command("a paper boat")
-    pg_stack.uploads(1)
-    pg_stack.settled()
-    [job] = pg_stack.jobs()
-    lines = [json.loads(line) for line in pg_stack.logs().splitlines() if line.strip()]
+    stack = any_db_stack
+    stack.start_app(LOG_FORMAT="json")
+    stack.slack.send_command("a paper boat")
+    stack.uploads(1)
+    stack.settled()
+    [job] = stack.jobs()
+    lines = [json.loads(line) for line in stack.logs().splitlines() if line.strip()]
     [done] = [line for line in lines if line["message"] == f"job {job.id} done"]
     assert done["process"] == "worker" and done["job_id"] == job.id
     [spawned] = [line for line in lines if line["message"].startswith("workers run in process")]
@@ -112,19 +112,26 @@ def test_ctrl_c_stops_both_once(stack: Stack) -> None:
     assert app.logs().count("received SIGINT") == 1
 
 
-@pytest.mark.parametrize(("backend", "workers"), [("postgresql", "0"), ("sqlite", "4")])
-def test_web_only_or_on_sqlite_serve_starts_no_worker_process(
-    tmp_path: Path, backend: str, workers: str
-) -> None:
-    if backend not in BACKENDS:
-        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
-    stacks = make_stack(tmp_path, backend, BANANA_WORKERS=workers)
+def test_a_web_only_serve_starts_no_worker_process(any_db_stack: Stack) -> None:
+    any_db_stack.start_app(BANANA_WORKERS="0")
+    assert any_db_stack.app.children() == []
+
+
+def test_on_sqlite_the_jobs_serve_queues_wake_its_worker_process_at_once(tmp_path: Path) -> None:
+    """SQLite has no notifications: ``serve`` wakes its worker process through their pipe. The workers' own
+    look for work is a minute apart here, so each job can only be claimed in time because it was woken:
+    the new conversation by ``serve``, the reply in its thread too, and the turn after a running one by
+    the worker process itself, when that one ends."""
+    stacks = make_stack(tmp_path, "sqlite", BANANA_POLL_SECONDS="60")
     stack = next(stacks)
     try:
         stack.start_app()
-        assert stack.app.children() == []
-        if workers != "0":
-            stack.slack.send_command("a paper boat")  # done by this process's own workers
-            stack.uploads(1)
+        stack.slack.send_command("a paper boat")
+        [upload] = stack.uploads(1, timeout=20)  # well inside the minute
+        root = str(upload.thread_ts)
+        stack.settled()
+        stack.slack.post_user_message(channel="C0GENERAL", text="make it blue", thread_ts=root)
+        stack.slack.post_user_message(channel="C0GENERAL", text="and add a sail", thread_ts=root)
+        stack.uploads(3, timeout=20)
     finally:
         next(stacks, None)
