@@ -185,6 +185,8 @@ Index("ix_job_conversation", Job.conversation_id, Job.id)
 # Fair turns (``queue._claimable``): a requester's running jobs, and when they were last served.
 Index("ix_job_requester_state", Job.team_id, Job.requested_by, Job.state)
 Index("ix_job_requester_started", Job.team_id, Job.requested_by, Job.started_at)
+# The limit check's sums (``ledger.USED``): a workspace's queued and running jobs, not every one it had.
+Index("ix_job_team_state", Job.team_id, Job.state, Job.requested_by)
 Index("ix_turn_conversation", Turn.conversation_id, Turn.seq)
 
 

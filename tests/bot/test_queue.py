@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import queue, store, wakeup
+from bot import ledger, queue, store, wakeup
 from bot.db import advisory_lock, reading
 from bot.models import Job, utcnow
 from bot.options import parse_request
@@ -377,3 +377,24 @@ def test_the_position_shown_counts_only_jobs_really_ahead_in_the_same_workspace(
     assert position(carol, "UCAROL") == 2  # one of Alice's, and Bob's
     assert position(alice_sixth, "UALICE") == 5 + 1 + 1  # her own five, then Bob's and Carol's turns
     assert position(bob_second, "UBOB") == 2 + 1 + 1  # Alice's first two, his own first, Carol's
+
+
+@pytest.mark.parametrize("statement", ["the limit sums", "the position"])
+def test_on_sqlite_an_acks_reads_look_at_the_workspaces_queued_jobs_not_every_job_it_had(
+    engine: Engine, statement: str
+) -> None:
+    """Every ack sums the workspace's queued and running requests and counts the jobs ahead of its own:
+    read through ``ix_job_team_state``, that is the queue's length, where it had been every job the
+    workspace ever had (20,000 finished jobs: 4.4 ms and 0.9 ms per ack, against 0.09 and 0.04 ms)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL picks its plans by its statistics of the table")
+    query = ledger.USED if statement == "the limit sums" else queue._AHEAD
+    compiled = query.compile(dialect=engine.dialect)
+    values = {"team_id": "T1", "user_id": "U1", "channel_id": "C1", "job_id": 1, "day": None, "month": None}
+    params = compiled.construct_params(values)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(params[name] for name in compiled.positiontup or ())
+        ).all()
+    reads_of_job = [row[3] for row in plan if " job " in f"{row[3]} "]
+    assert reads_of_job and all("(team_id=? AND state=?" in read for read in reads_of_job), plan
