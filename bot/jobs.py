@@ -401,8 +401,7 @@ class JobRunner:
             shape_for = view.model_id if view.aspect_ratio is None else None  # Gemini picks the shape
             turn = store.save_model_turn(session, conversation, answer, locked=True, shape_for=shape_for)
             turn_ids.append(turn.id)
-            ledger.charge(session, charge)
-            return queue.record_answer(
+            recorded = queue.record_answer(
                 session,
                 view.lease,
                 result_turn_id=turn.id,
@@ -412,6 +411,9 @@ class JobRunner:
                 sent=sent,
                 parent_job_id=parent,
             )
+            if recorded:  # last: on PostgreSQL its running totals stay locked until the commit, just after
+                ledger.charge(session, charge)
+            return recorded
 
         self._record(save, images=True)
         metrics.charged(charge)

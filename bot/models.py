@@ -239,6 +239,24 @@ class Charge(Base):
 Index("ix_charge_team_at", Charge.team_id, Charge.at)
 
 
+class UsageTotal(Base):
+    """The ledger's running totals, one row per workspace, person and channel (``scope`` and ``key``: the
+    workspace's has the key "") and per day and month (``period`` and its ``start``, by ``Charge.at``).
+    Kept by the database itself: a trigger on ``charge`` adds each row's images and cost (migration 0015),
+    so that a process of any version, writing a charge, keeps them. An ack's limit check reads six of
+    them by their key (``ledger.USED``), where it summed the month's charges."""
+
+    __tablename__ = "usage_total"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger, default=0)
+    micros: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class WorkspaceKey(Base):
     """A workspace's own Gemini API key (``bot.workspace_keys``), sealed with ``BANANA_ENCRYPTION_KEY``."""
 

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import alembic_config, migrate
-from bot.models import Base
+from bot.models import Base, UsageTotal
 
 
 def test_migrations_create_every_table_and_run_both_ways(engine: Engine) -> None:
@@ -156,3 +158,51 @@ def test_jobs_from_before_0013_get_their_conversations_channel(engine: Engine) -
             )
         ).all()
     assert sorted(tuple(r) for r in rows) == [("C1", "C1"), ("C2", "C2")]
+
+
+def test_charges_from_before_0015_are_in_the_running_totals(engine: Engine) -> None:
+    """0015 adds up the ledger's rows written before it, for every workspace, person, channel, day and
+    month; later rows are added by its trigger."""
+    cfg = alembic_config(engine)
+    command.downgrade(cfg, "0014")
+    insert = text(
+        "INSERT INTO charge (team_id, user_id, channel_id, model_requested, priced_as, outcome, billed, images, "
+        "prompt_tokens, image_tokens, text_tokens, thinking_tokens, cost_micros, at, key_owner) "
+        "VALUES ('T', :user, :channel, 'm', 'm', 'image', 'yes', 1, 0, 0, 0, 0, :micros, :at, 'operator')"
+    )
+    with engine.begin() as conn:
+        for user, channel, micros, at in [
+            ("U1", "C1", 10, datetime(2026, 11, 30, 23, 59, 59, 999999)),
+            ("U1", "C2", 20, datetime(2026, 12, 1)),
+            ("U2", "C1", 40, datetime(2026, 12, 1, 12)),
+        ]:
+            conn.execute(insert, {"user": user, "channel": channel, "micros": micros, "at": at})
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(insert, {"user": "U2", "channel": "C2", "micros": 80, "at": datetime(2026, 12, 2, 8)})
+        rows = conn.execute(
+            select(UsageTotal.scope, UsageTotal.key, UsageTotal.period, UsageTotal.start, UsageTotal.micros)
+        ).all()
+    day = month = datetime(2026, 12, 1)  # the first of the month: its day's start and its month's
+    totals = {(scope, key, period, start): micros for scope, key, period, start, micros in rows}
+    assert totals == {
+        ("workspace", "", "day", datetime(2026, 11, 30)): 10,
+        ("workspace", "", "month", datetime(2026, 11, 1)): 10,
+        ("user", "U1", "day", datetime(2026, 11, 30)): 10,
+        ("user", "U1", "month", datetime(2026, 11, 1)): 10,
+        ("channel", "C1", "day", datetime(2026, 11, 30)): 10,
+        ("channel", "C1", "month", datetime(2026, 11, 1)): 10,
+        ("workspace", "", "day", day): 60,
+        ("workspace", "", "month", month): 140,
+        ("workspace", "", "day", datetime(2026, 12, 2)): 80,
+        ("user", "U1", "day", day): 20,
+        ("user", "U1", "month", month): 20,
+        ("user", "U2", "day", day): 40,
+        ("user", "U2", "month", month): 120,
+        ("user", "U2", "day", datetime(2026, 12, 2)): 80,
+        ("channel", "C2", "day", day): 20,
+        ("channel", "C2", "month", month): 100,
+        ("channel", "C1", "day", day): 40,
+        ("channel", "C1", "month", month): 40,
+        ("channel", "C2", "day", datetime(2026, 12, 2)): 80,
+    }
