@@ -17,22 +17,11 @@ from bot.prices import load_prices
 
 def charge(
     team: str, user: str, channel: str, at: datetime, *, images: int = 1, micros: int = 39_000
-) -> dict:
-    return {
-        "team_id": team,
-        "user_id": user,
-        "channel_id": channel,
-        "job_id": None,
-        "model_requested": "gemini-3.1-flash-image-preview",
-        "model_version": None,
-        "priced_as": "gemini-3.1-flash-image-preview",
-        "image_size": "1K",
-        "outcome": "image",
-        "billed": "yes",
-        "images": images,
-        "cost_micros": micros,
-        "at": at,
-    }
+) -> dict[str, Any]:
+    """A ledger row as the app writes it (``ledger.charge_row``), at ``at``, for ``images`` and ``micros``."""
+    payer = ledger.Payer(team, user, channel, None, "gemini-3.1-flash-image-preview", "1K")
+    row = ledger.charge_row(load_prices(), payer, outcome="image", billed="yes", usage={}, model_version=None)
+    return {**row, "at": at, "images": images, "cost_micros": micros}
 
 
 def summed(
